@@ -1,0 +1,313 @@
+// Package apitest runs a whole Rally (real database, real HTTP) for API
+// tests and checks every response against api/openapi.yaml, so the code and
+// the contract cannot drift apart.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/rallyhq/rally/api"
+	"github.com/rallyhq/rally/internal/app"
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/community"
+	"github.com/rallyhq/rally/internal/config"
+	"github.com/rallyhq/rally/internal/db/dbtest"
+	"github.com/rallyhq/rally/internal/jsonx"
+)
+
+// Env is one running Rally for a test.
+type Env struct {
+	T      testing.TB
+	App    *app.App
+	Server *httptest.Server
+	// Clock is the app's clock; tests move it.
+	Clock *clock.Manual
+	// AdminKey is the platform-admin key.
+	AdminKey string
+	router   routers.Router
+}
+
+var (
+	docOnce sync.Once
+	doc     *openapi3.T
+	docErr  error
+)
+
+// Contract loads and validates api/openapi.yaml once per test binary.
+func Contract() (*openapi3.T, error) {
+	docOnce.Do(func() {
+		loader := openapi3.NewLoader()
+		doc, docErr = loader.LoadFromData(api.Spec)
+		if docErr == nil {
+			docErr = doc.Validate(context.Background())
+		}
+	})
+	return doc, docErr
+}
+
+// New starts Rally on a fresh database with background workers running.
+func New(t testing.TB) *Env {
+	t.Helper()
+	d, err := Contract()
+	if err != nil {
+		t.Fatalf("api/openapi.yaml: %v", err)
+	}
+	cfg := config.Default()
+	cfg.DSN = dbtest.DSN(t)
+	cfg.AccessLog = false
+	clk := clock.NewManual(time.Now().UTC().Truncate(time.Millisecond))
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, nil, app.Options{Clock: clk, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("open app: %v", err)
+	}
+	if err := a.Queue.Start(ctx); err != nil {
+		t.Fatalf("start queue: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Queue.Stop(stopCtx)
+		a.Close()
+	})
+	// Route the contract's paths against this server.
+	local := *d
+	local.Servers = openapi3.Servers{{URL: srv.URL}}
+	r, err := gorillamux.NewRouter(&local)
+	if err != nil {
+		t.Fatalf("contract router: %v", err)
+	}
+	secret, _, err := a.Keys.EnsurePlatformKey(ctx)
+	if err != nil {
+		t.Fatalf("platform key: %v", err)
+	}
+	return &Env{T: t, App: a, Server: srv, Clock: clk, AdminKey: secret, router: r}
+}
+
+// Community creates a community through the service and returns its id and
+// its first (all-permission) partner key.
+func (e *Env) Community(name, uri string) (id, key string) {
+	e.T.Helper()
+	c, _, secret, err := e.App.Communities.Create(context.Background(),
+		community.Input{Name: jsonx.Some(name), URI: jsonx.Some(uri)})
+	if err != nil {
+		e.T.Fatalf("create community %s: %v", name, err)
+	}
+	return c.ID, secret
+}
+
+// Response is a received answer, decoded.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// JSON is the decoded body (nil when it is not JSON).
+	JSON any
+}
+
+// Request is one call; Key becomes "Authorization: Bearer Key".
+type Request struct {
+	Method  string
+	Path    string
+	Key     string
+	Body    any
+	Headers map[string]string
+}
+
+// Do sends req, checks the answer against the contract and returns it.
+func (e *Env) Do(req Request) *Response {
+	e.T.Helper()
+	var body io.Reader
+	switch b := req.Body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.T.Fatalf("encode body: %v", err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	hr, err := http.NewRequest(req.Method, e.Server.URL+req.Path, body)
+	if err != nil {
+		e.T.Fatalf("new request: %v", err)
+	}
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if req.Key != "" {
+		hr.Header.Set("Authorization", "Bearer "+req.Key)
+	}
+	for k, v := range req.Headers {
+		hr.Header.Set(k, v)
+	}
+	res, err := e.Server.Client().Do(hr)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.T.Fatalf("read body: %v", err)
+	}
+	out := &Response{Status: res.StatusCode, Header: res.Header, Body: raw}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out.JSON); err != nil {
+			e.T.Fatalf("%s %s: answer is not JSON: %v\n%s", req.Method, req.Path, err, raw)
+		}
+	}
+	if err := e.validate(req, out); err != nil {
+		e.T.Errorf("%s %s -> %d breaks the contract: %v\nbody: %s", req.Method, req.Path, out.Status, err, raw)
+	}
+	return out
+}
+
+// prefixes mirror the server's accepted path forms.
+var prefixes = []string{"/api/v1/apis/v1", "/apis/v1", "/api/v1", "/v1", "/apis"}
+
+// canonical turns any accepted path form into the contract's /v1 form.
+func canonical(path string) []string {
+	p := path
+	for _, pre := range prefixes {
+		if strings.HasPrefix(p, pre+"/") {
+			p = p[len(pre):]
+			break
+		}
+	}
+	return []string{"/v1" + p, p}
+}
+
+// validate checks res against the contract operation for req's route.
+// Answers for unrouted paths (404/405 from the router) are checked against
+// the generic error body only.
+func (e *Env) validate(req Request, res *Response) error {
+	ctx := context.Background()
+	u, q, _ := strings.Cut(req.Path, "?")
+	var (
+		route  *routers.Route
+		params map[string]string
+		vreq   *http.Request
+	)
+	for _, p := range canonical(u) {
+		target := e.Server.URL + p
+		if q != "" {
+			target += "?" + q
+		}
+		r, err := http.NewRequest(req.Method, target, nil)
+		if err != nil {
+			return err
+		}
+		if route, params, err = e.router.FindRoute(r); err == nil {
+			vreq = r
+			break
+		}
+	}
+	if route == nil {
+		if res.Status == http.StatusNotFound || res.Status == http.StatusMethodNotAllowed {
+			return checkErrorBody(res)
+		}
+		return fmt.Errorf("no contract operation for %s %s", req.Method, u)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: vreq, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status:  res.Status,
+		Header:  res.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(res.Body)
+	return openapi3filter.ValidateResponse(ctx, in)
+}
+
+func checkErrorBody(res *Response) error {
+	m, ok := res.JSON.(map[string]any)
+	if !ok {
+		return fmt.Errorf("error answer is not a JSON object")
+	}
+	meta, _ := m["meta"].(map[string]any)
+	if meta == nil || meta["status"] != "error" || int(meta["statusCode"].(float64)) != res.Status {
+		return fmt.Errorf("error answer lacks meta.status=error and meta.statusCode=%d", res.Status)
+	}
+	return nil
+}
+
+// Get reads a dotted path (data.apiKey.key, data.0._id) from the JSON body.
+func (r *Response) Get(path string) any {
+	var cur any = r.JSON
+	for _, part := range strings.Split(path, ".") {
+		switch v := cur.(type) {
+		case map[string]any:
+			cur = v[part]
+		case []any:
+			var i int
+			if _, err := fmt.Sscanf(part, "%d", &i); err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			cur = v[i]
+		default:
+			return nil
+		}
+	}
+	return cur
+}
+
+// String reads a dotted path as a string ("" when absent or not a string).
+func (r *Response) String(path string) string {
+	s, _ := r.Get(path).(string)
+	return s
+}
+
+// Expect fails the test unless the status is want.
+func (r *Response) Expect(t testing.TB, want int) *Response {
+	t.Helper()
+	if r.Status != want {
+		t.Fatalf("status %d, want %d; body: %s", r.Status, want, r.Body)
+	}
+	return r
+}
+
+// ErrorFields lists the field names in a 400's errors array.
+func (r *Response) ErrorFields() []string {
+	list, _ := r.Get("errors").([]any)
+	var out []string
+	for _, e := range list {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, fmt.Sprint(m["field"]))
+		}
+	}
+	return out
+}
+
+// WaitFor polls cond until it holds or ten seconds pass.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,201 @@
+// Package app wires Rally together: configuration, database, services, the
+// HTTP server and background workers, with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rallyhq/rally/api"
+	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/community"
+	"github.com/rallyhq/rally/internal/config"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/event"
+	"github.com/rallyhq/rally/internal/httpapi"
+	"github.com/rallyhq/rally/internal/jobs"
+)
+
+// Options tune how an App is built; the zero value is production.
+type Options struct {
+	// Clock replaces the wall clock (tests move time with it).
+	Clock clock.Clock
+	// PollInterval is how often background workers look for work.
+	PollInterval time.Duration
+	// AllowUpgrade lets Open apply migrations to an older schema.
+	AllowUpgrade bool
+}
+
+// App is a wired Rally: database, services and the HTTP handler.
+type App struct {
+	Config      config.Config
+	Log         *slog.Logger
+	DB          *db.DB
+	Clock       clock.Clock
+	Queue       *jobs.Queue
+	Outbox      *event.Outbox
+	Feed        *event.Feed
+	Keys        *auth.Keys
+	Communities *community.Service
+	// Applied lists the migrations Open applied.
+	Applied []string
+
+	registry *prometheus.Registry
+	handler  *httpapi.Server
+}
+
+// ErrSchemaOutdated means the database's schema is older than the binary
+// and upgrading was not allowed.
+var ErrSchemaOutdated = errors.New("database schema is older than this binary")
+
+// Open connects to the configured database, brings the schema up (always on
+// an empty database, on an older one only when opts.AllowUpgrade) and builds
+// every service.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	d, err := db.Open(ctx, cfg.DatabaseDSN())
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: d, Clock: opts.Clock}
+	if a.Applied, err = EnsureSchema(ctx, d, opts.AllowUpgrade); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := a.build(opts); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// EnsureSchema applies migrations to an empty database, or to an older one
+// when allowUpgrade is set; it refuses a schema newer than the binary. The
+// job queue's own tables are brought up to date too.
+func EnsureSchema(ctx context.Context, d *db.DB, allowUpgrade bool) ([]string, error) {
+	st, err := d.Schema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var applied []string
+	switch {
+	case st.Current > st.Target:
+		return nil, fmt.Errorf("database schema version %d is newer than this binary's %d: run a newer rally", st.Current, st.Target)
+	case st.Current < st.Target && st.Current > 0 && !allowUpgrade:
+		return nil, fmt.Errorf("%w (version %d, binary needs %d): run `rally migrate` first, or start with `rally serve --migrate`",
+			ErrSchemaOutdated, st.Current, st.Target)
+	case st.Current < st.Target:
+		if applied, err = d.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	queueApplied, err := jobs.Migrate(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return append(applied, queueApplied...), nil
+}
+
+func (a *App) build(opts Options) error {
+	q, err := jobs.New(jobs.Config{DB: a.DB, Logger: a.Log.With("component", "jobs"), PollInterval: opts.PollInterval})
+	if err != nil {
+		return err
+	}
+	a.Queue = q
+	a.Outbox = event.NewOutbox(event.OutboxDeps{Clock: a.Clock, Queue: q})
+	a.Feed = event.NewFeed(event.FeedDeps{DB: a.DB})
+	if _, err := event.NewDispatcher(event.DispatcherDeps{
+		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
+		Subscribers: []event.Subscriber{a.Feed.Subscriber()},
+	}); err != nil {
+		return err
+	}
+	a.Keys = auth.NewKeys(auth.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
+	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.handler = httpapi.New(httpapi.Deps{
+		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
+		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
+	})
+	return nil
+}
+
+// Handler is the HTTP API.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }
+
+// EnsureAdminKey creates the platform-admin key on first start and hands
+// its secret out once: to AdminKeyFile when configured, else to stdout.
+func (a *App) EnsureAdminKey(ctx context.Context) error {
+	secret, created, err := a.Keys.EnsurePlatformKey(ctx)
+	if err != nil || !created {
+		return err
+	}
+	if a.Config.AdminKeyFile != "" {
+		if err := os.WriteFile(a.Config.AdminKeyFile, []byte(secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write admin key file: %w", err)
+		}
+		a.Log.Info("platform-admin key created", "file", a.Config.AdminKeyFile)
+		return nil
+	}
+	fmt.Printf("Platform-admin key (shown once; use it to create communities):\n%s\n", secret)
+	return nil
+}
+
+// Serve runs the HTTP server and the background workers until ctx ends, then
+// shuts down: stop accepting, let in-flight requests finish (bounded by
+// ShutdownTimeout), stop the workers.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if err := a.EnsureAdminKey(ctx); err != nil {
+		return err
+	}
+	if err := a.Queue.Start(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("rally serving", "addr", ln.Addr().String(), "database", string(a.DB.Dialect))
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.Log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Config.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := a.Queue.Stop(shutCtx); err != nil {
+		serveErr = errors.Join(serveErr, err)
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}

@@ -1,0 +1,341 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/id"
+)
+
+// Key kinds.
+const (
+	// KindPartner is a community's partner API key.
+	KindPartner = "partner"
+	// KindPlatform is the installation's platform-admin key (no community).
+	KindPlatform = "platform"
+)
+
+// Key is a stored API key; the secret itself is never kept.
+type Key struct {
+	ID           string
+	CommunityID  string
+	Kind         string
+	Name         string
+	Prefix       string
+	Permissions  []string
+	ExpirePeriod int
+	ExpireDate   *time.Time
+	IsActive     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	LastUsedAt   *time.Time
+}
+
+// Has reports whether the key holds permission p (aliases resolved).
+func (k Key) Has(p string) bool {
+	p, _ = CanonicalPermission(p)
+	return slices.Contains(k.Permissions, p)
+}
+
+// Events records state changes in the caller's transaction.
+type Events interface {
+	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
+}
+
+// Deps are what the key service needs.
+type Deps struct {
+	DB     *db.DB
+	Clock  clock.Clock
+	Events Events
+}
+
+// Keys creates, finds and revokes API keys.
+type Keys struct {
+	d Deps
+}
+
+// NewKeys returns the key service.
+func NewKeys(d Deps) *Keys { return &Keys{d: d} }
+
+// NewKey describes a key to create.
+type NewKey struct {
+	CommunityID string
+	Name        string
+	Permissions []string
+	// ExpireDays is the lifetime in days; 0 means the key never expires.
+	ExpireDays int
+}
+
+// lastUsedEvery bounds how often a key's last-used time is written, so
+// authenticating stays a read on the hot path.
+const lastUsedEvery = time.Minute
+
+// maxExpireDays bounds a key's lifetime (ten years).
+const maxExpireDays = 3650
+
+// ValidateNewKey checks a key request, naming every offending field.
+func ValidateNewKey(n *NewKey) error {
+	var v errs.Validator
+	n.Name = strings.TrimSpace(n.Name)
+	v.Check(n.Name != "" && len(n.Name) <= 100, "name", "must be 1 to 100 characters")
+	v.Check(n.ExpireDays >= 0 && n.ExpireDays <= maxExpireDays, "expirePeriod", "must be between 0 (never) and %d days", maxExpireDays)
+	seen := map[string]bool{}
+	var perms []string
+	for _, p := range n.Permissions {
+		c, ok := CanonicalPermission(strings.TrimSpace(p))
+		if !ok {
+			v.Add("permissions", "unknown permission %q", p)
+			continue
+		}
+		if !seen[c] {
+			seen[c] = true
+			perms = append(perms, c)
+		}
+	}
+	n.Permissions = perms
+	return v.Err()
+}
+
+// CreateTx creates a partner key inside tx and returns it with its secret,
+// which is shown once and never stored.
+func (s *Keys) CreateTx(ctx context.Context, tx *db.Tx, n NewKey) (Key, string, error) {
+	if err := ValidateNewKey(&n); err != nil {
+		return Key{}, "", err
+	}
+	k, secret, err := s.insert(ctx, tx, KindPartner, n)
+	if err != nil {
+		return Key{}, "", err
+	}
+	if err := s.d.Events.Append(ctx, tx, n.CommunityID, "apikey.created", keyEvent(k)); err != nil {
+		return Key{}, "", err
+	}
+	return k, secret, nil
+}
+
+// Create creates a partner key in its own transaction.
+func (s *Keys) Create(ctx context.Context, n NewKey) (k Key, secret string, err error) {
+	err = s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		var exists int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM communities WHERE id = ?", n.CommunityID).Scan(&exists); err != nil {
+			return fmt.Errorf("find community: %w", err)
+		}
+		if exists == 0 {
+			return errs.NotFoundf("Community not found.")
+		}
+		k, secret, err = s.CreateTx(ctx, tx, n)
+		return err
+	})
+	return k, secret, err
+}
+
+func (s *Keys) insert(ctx context.Context, tx *db.Tx, kind string, n NewKey) (Key, string, error) {
+	secret, err := newSecret()
+	if err != nil {
+		return Key{}, "", err
+	}
+	now := s.d.Clock.Now()
+	k := Key{
+		ID: id.New(now), CommunityID: n.CommunityID, Kind: kind, Name: n.Name, Prefix: secret[:8],
+		Permissions: n.Permissions, ExpirePeriod: n.ExpireDays, IsActive: true,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if k.Permissions == nil {
+		k.Permissions = []string{}
+	}
+	var expireAt *int64
+	if n.ExpireDays > 0 {
+		t := now.AddDate(0, 0, n.ExpireDays)
+		k.ExpireDate = &t
+		ms := t.UnixMilli()
+		expireAt = &ms
+	}
+	perms, _ := json.Marshal(k.Permissions)
+	var community *string
+	if n.CommunityID != "" {
+		community = &n.CommunityID
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO api_keys (id, community_id, kind, name, key_hash, key_prefix, permissions,
+		expire_period, expire_at, is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, community, kind, k.Name, hashSecret(secret), k.Prefix, string(perms), n.ExpireDays, expireAt, true,
+		now.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return Key{}, "", fmt.Errorf("insert api key: %w", err)
+	}
+	return k, secret, nil
+}
+
+// EnsurePlatformKey creates the installation's platform-admin key when none
+// exists. created is false (and secret empty) when one already exists.
+func (s *Keys) EnsurePlatformKey(ctx context.Context) (secret string, created bool, err error) {
+	err = s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		if err := tx.Lock(ctx, "platform-key"); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM api_keys WHERE kind = ?", KindPlatform).Scan(&n); err != nil {
+			return fmt.Errorf("count platform keys: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		_, secret, err = s.insert(ctx, tx, KindPlatform, NewKey{Name: "platform-admin", Permissions: []string{}})
+		created = err == nil
+		return err
+	})
+	return secret, created, err
+}
+
+// List returns a community's partner keys, newest first.
+func (s *Keys) List(ctx context.Context, communityID string) ([]Key, error) {
+	rows, err := s.d.DB.Query(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE community_id = ? AND kind = ? ORDER BY created_at DESC, id DESC",
+		communityID, KindPartner)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// Revoke deactivates a community's key; revoking twice is not an error.
+func (s *Keys) Revoke(ctx context.Context, communityID, keyID string) (Key, error) {
+	var k Key
+	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		now := s.d.Clock.Now()
+		res, err := tx.Exec(ctx, "UPDATE api_keys SET is_active = ?, updated_at = ? WHERE id = ? AND community_id = ? AND kind = ?",
+			false, now.UnixMilli(), keyID, communityID, KindPartner)
+		if err != nil {
+			return fmt.Errorf("revoke api key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.NotFoundf("API key not found.")
+		}
+		k, err = scanKey(tx.QueryRow(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE id = ?", keyID))
+		if err != nil {
+			return err
+		}
+		return s.d.Events.Append(ctx, tx, communityID, "apikey.revoked", keyEvent(k))
+	})
+	return k, err
+}
+
+// Authenticate finds the active, unexpired key whose secret is given.
+// Every failure is Unauthenticated with a message that reveals nothing
+// about other keys.
+func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
+	if !LooksLikeKey(secret) {
+		return Key{}, errs.Unauthenticatedf("Invalid API key.")
+	}
+	h := hashSecret(secret)
+	var stored string
+	row := s.d.DB.QueryRow(ctx, "SELECT key_hash, "+keyColumns+" FROM api_keys WHERE key_hash = ?", h)
+	k, err := scanKey(row, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, errs.Unauthenticatedf("Invalid API key.")
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) != 1 {
+		return Key{}, errs.Unauthenticatedf("Invalid API key.")
+	}
+	now := s.d.Clock.Now()
+	if !k.IsActive {
+		return Key{}, errs.Unauthenticatedf("API key is inactive.")
+	}
+	if k.ExpireDate != nil && !now.Before(*k.ExpireDate) {
+		return Key{}, errs.Unauthenticatedf("API key has expired.")
+	}
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedEvery {
+		if _, err := s.d.DB.Exec(ctx, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", now.UnixMilli(), k.ID); err != nil {
+			return Key{}, fmt.Errorf("record key use: %w", err)
+		}
+		k.LastUsedAt = &now
+	}
+	return k, nil
+}
+
+// LooksLikeKey reports whether s has the shape of an API key (64 hex).
+func LooksLikeKey(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+const keyColumns = "id, community_id, kind, name, key_prefix, permissions, expire_period, expire_at, is_active, created_at, updated_at, last_used_at"
+
+type scanner interface{ Scan(...any) error }
+
+func scanKey(r scanner, extra ...any) (Key, error) {
+	var (
+		k                  Key
+		community          sql.NullString
+		perms              string
+		expireAt, lastUsed sql.NullInt64
+		created, updated   int64
+	)
+	dest := append(extra, &k.ID, &community, &k.Kind, &k.Name, &k.Prefix, &perms, &k.ExpirePeriod, &expireAt,
+		&k.IsActive, &created, &updated, &lastUsed)
+	if err := r.Scan(dest...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Key{}, err
+		}
+		return Key{}, fmt.Errorf("scan api key: %w", err)
+	}
+	k.CommunityID = community.String
+	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+		return Key{}, fmt.Errorf("api key %s permissions: %w", k.ID, err)
+	}
+	k.CreatedAt, k.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+	if expireAt.Valid {
+		t := time.UnixMilli(expireAt.Int64).UTC()
+		k.ExpireDate = &t
+	}
+	if lastUsed.Valid {
+		t := time.UnixMilli(lastUsed.Int64).UTC()
+		k.LastUsedAt = &t
+	}
+	return k, nil
+}
+
+func newSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate api key: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// hashSecret is SHA-256: a key has 256 bits of entropy, so a slow password
+// hash would add cost without adding safety.
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(secret)))
+	return hex.EncodeToString(sum[:])
+}
+
+// keyEvent is the payload of key events: never the secret or its hash.
+func keyEvent(k Key) map[string]any {
+	return map[string]any{"_id": k.ID, "name": k.Name, "permissions": k.Permissions, "isActive": k.IsActive}
+}

@@ -1,0 +1,55 @@
+// Package clock gives domain code the current time through an interface, so
+// tests can move time across days, streak boundaries and leaderboard periods.
+package clock
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock tells the current time.
+type Clock interface {
+	Now() time.Time
+}
+
+// System is the real wall clock, in UTC.
+type System struct{}
+
+// Now returns the current UTC time.
+func (System) Now() time.Time { return time.Now().UTC() }
+
+// Manual is a clock that only moves when told to; safe for concurrent use.
+type Manual struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManual returns a manual clock set to t.
+func NewManual(t time.Time) *Manual { return &Manual{now: t.UTC()} }
+
+// Now returns the clock's current time.
+func (m *Manual) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now
+}
+
+// Advance moves the clock forward by d.
+func (m *Manual) Advance(d time.Duration) {
+	m.mu.Lock()
+	m.now = m.now.Add(d)
+	m.mu.Unlock()
+}
+
+// Set moves the clock to t.
+func (m *Manual) Set(t time.Time) {
+	m.mu.Lock()
+	m.now = t.UTC()
+	m.mu.Unlock()
+}
+
+// Format renders t the way every API timestamp is written: RFC 3339, UTC,
+// milliseconds (2026-04-28T00:00:00.000Z).
+func Format(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}

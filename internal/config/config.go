@@ -1,0 +1,107 @@
+// Package config holds Rally's settings: one struct filled from flags, with
+// RALLY_* environment variables as the flags' defaults, and defaults that
+// work on a fresh machine.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is every setting the server reads.
+type Config struct {
+	// Addr is the listen address (RALLY_ADDR).
+	Addr string
+	// DataDir holds the embedded database and uploaded files (RALLY_DATA).
+	DataDir string
+	// DSN chooses the database (RALLY_DB): sqlite:///path/file.db or
+	// postgres://...; empty means SQLite at DataDir/rally.db.
+	DSN string
+	// Migrate lets serve upgrade an existing database's schema itself
+	// (RALLY_MIGRATE); without it serve refuses an older schema.
+	Migrate bool
+	// AdminKeyFile, when set, receives the platform-admin key created on
+	// first start instead of stdout (RALLY_ADMIN_KEY_FILE).
+	AdminKeyFile string
+	// LogLevel is debug, info, warn or error (RALLY_LOG_LEVEL).
+	LogLevel string
+	// AccessLog writes one log line per request (RALLY_ACCESS_LOG).
+	AccessLog bool
+	// ShutdownTimeout bounds how long in-flight requests may finish.
+	ShutdownTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (RALLY_MAX_BODY_BYTES).
+	MaxBodyBytes int64
+}
+
+// Default is the configuration with no flags and no environment.
+func Default() Config {
+	return Config{
+		Addr: "127.0.0.1:8080", DataDir: "./rally-data", LogLevel: "info", AccessLog: true,
+		ShutdownTimeout: 15 * time.Second, MaxBodyBytes: 1 << 20,
+	}
+}
+
+// FromEnv returns Default overlaid with the RALLY_* environment variables.
+func FromEnv() (Config, error) {
+	c := Default()
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	str("RALLY_ADDR", &c.Addr)
+	str("RALLY_DATA", &c.DataDir)
+	str("RALLY_DB", &c.DSN)
+	str("RALLY_ADMIN_KEY_FILE", &c.AdminKeyFile)
+	str("RALLY_LOG_LEVEL", &c.LogLevel)
+	for name, dst := range map[string]*bool{"RALLY_MIGRATE": &c.Migrate, "RALLY_ACCESS_LOG": &c.AccessLog} {
+		if v, ok := os.LookupEnv(name); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return c, fmt.Errorf("%s: %w", name, err)
+			}
+			*dst = b
+		}
+	}
+	if v, ok := os.LookupEnv("RALLY_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("RALLY_MAX_BODY_BYTES: want a positive integer, got %q", v)
+		}
+		c.MaxBodyBytes = n
+	}
+	return c, nil
+}
+
+// DatabaseFlags registers the flags that choose the database.
+func (c *Config) DatabaseFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory for the embedded database and files (RALLY_DATA)")
+	fs.StringVar(&c.DSN, "db", c.DSN, "database DSN: sqlite:///path/file.db or postgres://... (RALLY_DB; default: SQLite in the data directory)")
+}
+
+// ServeFlags registers the flags of the serve command.
+func (c *Config) ServeFlags(fs *flag.FlagSet) {
+	c.DatabaseFlags(fs)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (RALLY_ADDR)")
+	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "upgrade an older database schema before serving (RALLY_MIGRATE)")
+	fs.StringVar(&c.AdminKeyFile, "admin-key-file", c.AdminKeyFile, "write the platform-admin key created on first start to this file instead of stdout (RALLY_ADMIN_KEY_FILE)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (RALLY_LOG_LEVEL)")
+	fs.BoolVar(&c.AccessLog, "access-log", c.AccessLog, "log one line per request (RALLY_ACCESS_LOG)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+}
+
+// DatabaseDSN is the DSN to open: DSN, or SQLite inside DataDir.
+func (c Config) DatabaseDSN() string {
+	if c.DSN != "" {
+		return c.DSN
+	}
+	abs, err := filepath.Abs(filepath.Join(c.DataDir, "rally.db"))
+	if err != nil {
+		abs = filepath.Join(c.DataDir, "rally.db")
+	}
+	return "sqlite://" + abs
+}

@@ -1,0 +1,348 @@
+package event
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/jobs"
+)
+
+// Dispatch defaults applied to zero DispatcherDeps fields.
+const (
+	DefaultSweepInterval = 30 * time.Second
+	DefaultRetention     = 7 * 24 * time.Hour
+	// batchSize bounds how many events one subscriber transaction handles.
+	batchSize = 100
+)
+
+// SweepArgs is the periodic River job that re-schedules dispatch for every
+// community with undelivered events and prunes delivered old events.
+type SweepArgs struct{}
+
+// Kind names the job in River.
+func (SweepArgs) Kind() string { return "sweep_events" }
+
+// DispatcherDeps is what a Dispatcher needs.
+type DispatcherDeps struct {
+	DB    *db.DB
+	Clock clock.Clock
+	Queue *jobs.Queue
+	// Logger receives sweep reports; nil discards them.
+	Logger *slog.Logger
+	// Subscribers receive every event, each at its own pace.
+	Subscribers []Subscriber
+	// SweepInterval is how often the safety-net sweep runs (default 30s).
+	SweepInterval time.Duration
+	// Retention is how long delivered events stay in the outbox (default
+	// 7 days); events some subscriber has not passed are never pruned.
+	Retention time.Duration
+}
+
+// Dispatcher delivers outbox events to subscribers from River jobs.
+type Dispatcher struct {
+	db        *db.DB
+	clock     clock.Clock
+	queue     *jobs.Queue
+	log       *slog.Logger
+	subs      []Subscriber
+	retention time.Duration
+}
+
+// NewDispatcher registers the dispatch and sweep workers and the periodic
+// sweep (which also runs when the queue starts, catching up on anything left
+// from a previous run) on deps.Queue. Call it before the queue starts.
+func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
+	seen := make(map[string]bool, len(deps.Subscribers))
+	for _, s := range deps.Subscribers {
+		if s.Name == "" || s.Handle == nil {
+			return nil, errors.New("new event dispatcher: subscriber needs a name and a handler")
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("new event dispatcher: subscriber %q registered twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{
+		db:        deps.DB,
+		clock:     deps.Clock,
+		queue:     deps.Queue,
+		log:       logger,
+		subs:      deps.Subscribers,
+		retention: orDefault(deps.Retention, DefaultRetention),
+	}
+	if err := jobs.AddWorker(deps.Queue, &dispatchWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("new event dispatcher: %w", err)
+	}
+	if err := jobs.AddWorker(deps.Queue, &sweepWorker{d: d}); err != nil {
+		return nil, fmt.Errorf("new event dispatcher: %w", err)
+	}
+	deps.Queue.AddPeriodic(river.NewPeriodicJob(
+		river.PeriodicInterval(orDefault(deps.SweepInterval, DefaultSweepInterval)),
+		func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+		&river.PeriodicJobOpts{ID: "sweep_events", RunOnStart: true},
+	))
+	return d, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Dispatch delivers every pending event of communityID to every subscriber,
+// in order. A failing subscriber does not hold the others back; its error is
+// returned (joined with any others) once they are done, and it resumes at the
+// failing event next time.
+func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
+	var failed []error
+	for _, s := range d.subs {
+		if err := d.drain(ctx, s, communityID); err != nil {
+			failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
+		}
+	}
+	return errors.Join(failed...)
+}
+
+// drain hands s the community's events past its offset, a batch per
+// transaction, until none are left.
+func (d *Dispatcher) drain(ctx context.Context, s Subscriber, communityID string) error {
+	for {
+		var handled int
+		err := d.db.Tx(ctx, func(tx *db.Tx) error {
+			n, err := d.deliverBatch(ctx, tx, s, communityID)
+			handled = n
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if handled < batchSize {
+			return nil
+		}
+	}
+}
+
+// deliverBatch locks s's offset for the community, hands it the next batch of
+// events and advances the offset past them, in tx. It returns how many events
+// it handled.
+func (d *Dispatcher) deliverBatch(ctx context.Context, tx *db.Tx, s Subscriber, communityID string) (int, error) {
+	if _, err := tx.Exec(ctx, "INSERT INTO event_offsets (subscriber, community_id, last_seq) VALUES (?, ?, 0) ON CONFLICT (subscriber, community_id) DO NOTHING",
+		s.Name, communityID); err != nil {
+		return 0, fmt.Errorf("create offset: %w", err)
+	}
+	var last int64
+	if err := tx.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?"+d.db.ForUpdate(),
+		s.Name, communityID).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read offset: %w", err)
+	}
+	events, err := pendingEvents(ctx, tx, communityID, last)
+	if err != nil {
+		return 0, err
+	}
+	if len(events) == 0 {
+		return 0, nil
+	}
+	for _, e := range events {
+		if err := s.Handle(ctx, tx, e); err != nil {
+			return 0, fmt.Errorf("event %d (%s): %w", e.Seq, e.Type, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE event_offsets SET last_seq = ? WHERE subscriber = ? AND community_id = ?",
+		events[len(events)-1].Seq, s.Name, communityID); err != nil {
+		return 0, fmt.Errorf("advance offset: %w", err)
+	}
+	return len(events), nil
+}
+
+func pendingEvents(ctx context.Context, tx *db.Tx, communityID string, after int64) ([]Event, error) {
+	rows, err := tx.Query(ctx, "SELECT seq, id, community_id, type, payload, occurred_at FROM events WHERE community_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+		communityID, after, batchSize)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// scanEvent reads seq, id, community_id, type, payload, occurred_at.
+func scanEvent(rows interface{ Scan(...any) error }) (Event, error) {
+	var (
+		e       Event
+		payload string
+		at      int64
+	)
+	if err := rows.Scan(&e.Seq, &e.ID, &e.CommunityID, &e.Type, &payload, &at); err != nil {
+		return Event{}, err
+	}
+	e.Payload = []byte(payload)
+	e.OccurredAt = time.UnixMilli(at).UTC()
+	return e, nil
+}
+
+// Sweep enqueues dispatch for every community some subscriber lags behind in
+// (a safety net should a dispatch job be lost or exhaust its retries), then
+// prunes events older than the retention that every subscriber has passed.
+func (d *Dispatcher) Sweep(ctx context.Context) error {
+	if len(d.subs) == 0 {
+		return nil
+	}
+	heads, err := d.communityHeads(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep events: %w", err)
+	}
+	if len(heads) == 0 {
+		return nil
+	}
+	offsets, err := d.offsets(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep events: %w", err)
+	}
+	var lagging []string
+	for community, head := range heads {
+		for _, s := range d.subs {
+			if offsets[offsetKey{s.Name, community}] < head {
+				lagging = append(lagging, community)
+				break
+			}
+		}
+	}
+	if len(lagging) > 0 {
+		err := d.db.Tx(ctx, func(tx *db.Tx) error {
+			for _, c := range lagging {
+				if err := d.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: c}, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("sweep events: %w", err)
+		}
+	}
+	cutoff := d.clock.Now().Add(-d.retention).UnixMilli()
+	var pruned int64
+	for community := range heads {
+		passed := int64(-1)
+		for _, s := range d.subs {
+			off := offsets[offsetKey{s.Name, community}]
+			if passed < 0 || off < passed {
+				passed = off
+			}
+		}
+		if passed <= 0 {
+			continue
+		}
+		res, err := d.db.Exec(ctx, "DELETE FROM events WHERE community_id = ? AND seq <= ? AND occurred_at < ?", community, passed, cutoff)
+		if err != nil {
+			return fmt.Errorf("sweep events: prune %s: %w", community, err)
+		}
+		n, _ := res.RowsAffected()
+		pruned += n
+	}
+	if len(lagging) > 0 || pruned > 0 {
+		d.log.InfoContext(ctx, "event sweep", "redispatched", len(lagging), "pruned", pruned)
+	}
+	return nil
+}
+
+// communityHeads returns each community's newest outbox sequence number.
+func (d *Dispatcher) communityHeads(ctx context.Context) (map[string]int64, error) {
+	rows, err := d.db.Query(ctx, "SELECT community_id, MAX(seq) FROM events GROUP BY community_id")
+	if err != nil {
+		return nil, fmt.Errorf("read event heads: %w", err)
+	}
+	defer rows.Close()
+	heads := make(map[string]int64)
+	for rows.Next() {
+		var (
+			c    string
+			head int64
+		)
+		if err := rows.Scan(&c, &head); err != nil {
+			return nil, fmt.Errorf("read event heads: %w", err)
+		}
+		heads[c] = head
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read event heads: %w", err)
+	}
+	return heads, nil
+}
+
+type offsetKey struct{ subscriber, community string }
+
+// offsets returns the registered subscribers' offsets; a missing entry means
+// the subscriber has seen nothing of that community yet.
+func (d *Dispatcher) offsets(ctx context.Context) (map[offsetKey]int64, error) {
+	names := make([]any, len(d.subs))
+	for i, s := range d.subs {
+		names[i] = s.Name
+	}
+	q := "SELECT subscriber, community_id, last_seq FROM event_offsets WHERE subscriber IN (?" + strings.Repeat(", ?", len(names)-1) + ")"
+	rows, err := d.db.Query(ctx, q, names...)
+	if err != nil {
+		return nil, fmt.Errorf("read event offsets: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[offsetKey]int64)
+	for rows.Next() {
+		var (
+			k    offsetKey
+			last int64
+		)
+		if err := rows.Scan(&k.subscriber, &k.community, &last); err != nil {
+			return nil, fmt.Errorf("read event offsets: %w", err)
+		}
+		out[k] = last
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read event offsets: %w", err)
+	}
+	return out, nil
+}
+
+// dispatchWorker runs Dispatch for a DispatchArgs job; River retries it with
+// back-off while a subscriber fails.
+type dispatchWorker struct {
+	river.WorkerDefaults[DispatchArgs]
+	d *Dispatcher
+}
+
+func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+	return w.d.Dispatch(ctx, job.Args.CommunityID)
+}
+
+// sweepWorker runs Sweep for the periodic SweepArgs job.
+type sweepWorker struct {
+	river.WorkerDefaults[SweepArgs]
+	d *Dispatcher
+}
+
+func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[SweepArgs]) error {
+	return w.d.Sweep(ctx)
+}

@@ -1,0 +1,74 @@
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/id"
+	"github.com/rallyhq/rally/internal/jobs"
+)
+
+// DispatchArgs is the River job that delivers a community's pending events to
+// every subscriber. Duplicates are harmless: dispatch is idempotent.
+type DispatchArgs struct {
+	CommunityID string `json:"community_id"`
+}
+
+// Kind names the job in River.
+func (DispatchArgs) Kind() string { return "dispatch_events" }
+
+// OutboxDeps is what an Outbox needs. It takes no database: Append writes in
+// the caller's transaction.
+type OutboxDeps struct {
+	Clock clock.Clock
+	Queue *jobs.Queue
+}
+
+// Outbox records domain events in the transaction of the change they describe.
+type Outbox struct {
+	clock clock.Clock
+	queue *jobs.Queue
+}
+
+// NewOutbox returns an outbox.
+func NewOutbox(deps OutboxDeps) *Outbox {
+	return &Outbox{clock: deps.Clock, queue: deps.Queue}
+}
+
+// Append records that typ happened in community communityID, with payload
+// marshalled to JSON (nil becomes {}), and schedules its dispatch, all inside
+// tx: if tx rolls back, neither the event nor its dispatch exists.
+//
+// Append first takes a per-community lock held until tx ends, so on
+// PostgreSQL a community's events commit in the order of their sequence
+// numbers and the dispatcher never passes a number whose transaction is still
+// open. Keep transactions that append short.
+func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error {
+	if communityID == "" || typ == "" {
+		return errors.New("append event: community and type are required")
+	}
+	body := []byte("{}")
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("append event %s: encode payload: %w", typ, err)
+		}
+		body = b
+	}
+	if err := tx.Lock(ctx, "events:"+communityID); err != nil {
+		return fmt.Errorf("append event %s: %w", typ, err)
+	}
+	now := o.clock.Now()
+	if _, err := tx.Exec(ctx, "INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES (?, ?, ?, ?, ?)",
+		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
+		return fmt.Errorf("append event %s: %w", typ, err)
+	}
+	if err := o.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil); err != nil {
+		return fmt.Errorf("append event %s: %w", typ, err)
+	}
+	return nil
+}

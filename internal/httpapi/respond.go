@@ -1,0 +1,143 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/rallyhq/rally/internal/errs"
+)
+
+// family is a route's envelope family (../shared/spec/endpoints.md,
+// Decisions 2): it shapes both success and error bodies.
+type family int
+
+const (
+	// famM is the modern management envelope {meta:{status,statusCode},message,data}.
+	famM family = iota
+	// famS is the integration envelope {status,message,data}.
+	famS
+	// famL is the legacy envelope {meta:{success,message,devMessage},body}.
+	famL
+)
+
+// Page is the paging a list response reports in its envelope.
+type Page struct {
+	Skip  *int   `json:"skip,omitempty"`
+	Page  *int   `json:"page,omitempty"`
+	Limit *int   `json:"limit,omitempty"`
+	Total *int   `json:"total,omitempty"`
+	After *int64 `json:"after,omitempty"`
+	Next  *int64 `json:"next,omitempty"`
+}
+
+type metaM struct {
+	Status     string `json:"status"`
+	StatusCode int    `json:"statusCode"`
+	*Page
+}
+
+type bodyM struct {
+	Meta    metaM             `json:"meta"`
+	Message string            `json:"message"`
+	Data    any               `json:"data,omitempty"`
+	Errors  []errs.FieldError `json:"errors,omitempty"`
+}
+
+type bodyS struct {
+	Status  string            `json:"status"`
+	Message string            `json:"message"`
+	Data    any               `json:"data,omitempty"`
+	Errors  []errs.FieldError `json:"errors,omitempty"`
+}
+
+type metaL struct {
+	Success    bool   `json:"success"`
+	Message    string `json:"message"`
+	DevMessage string `json:"devMessage"`
+}
+
+type bodyL struct {
+	Meta metaL `json:"meta"`
+	Body any   `json:"body"`
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"message":"response encoding failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// success writes a success body of family f. data may be nil only where the
+// family's documented body has no data.
+func success(w http.ResponseWriter, f family, status int, message string, data any, page *Page) {
+	switch f {
+	case famS:
+		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
+	case famL:
+		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data})
+	default:
+		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
+	}
+}
+
+// failure writes an error body of family f.
+func failure(w http.ResponseWriter, f family, status int, message string, fields []errs.FieldError) {
+	switch f {
+	case famS:
+		writeJSON(w, status, bodyS{Status: "error", Message: message, Errors: fields})
+	case famL:
+		dev := message
+		for _, fe := range fields {
+			dev += " " + fe.Field + ": " + fe.Message + "."
+		}
+		writeJSON(w, status, bodyL{Meta: metaL{Success: false, Message: message, DevMessage: dev}})
+	default:
+		writeJSON(w, status, bodyM{Meta: metaM{Status: "error", StatusCode: status}, Message: message, Errors: fields})
+	}
+}
+
+// statusOf maps an error kind to its HTTP status.
+func statusOf(k errs.Kind) int {
+	switch k {
+	case errs.Invalid:
+		return http.StatusBadRequest
+	case errs.NotFound:
+		return http.StatusNotFound
+	case errs.Conflict:
+		return http.StatusConflict
+	case errs.Unauthenticated:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
+	case errs.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case errs.RateLimited:
+		return http.StatusTooManyRequests
+	case errs.Unavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// fail writes err in family f's error body. Unclassified errors are logged
+// and answered with a 500 that reveals nothing.
+func fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, f family, err error) {
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Kind == errs.Internal {
+		log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "error", err.Error())
+		failure(w, f, http.StatusInternalServerError, "Internal server error.", nil)
+		return
+	}
+	failure(w, f, statusOf(e.Kind), e.Message, e.Fields)
+}

@@ -1,0 +1,76 @@
+// Package httpapi is Rally's HTTP layer: routing with every documented path
+// form, authentication and permissions, envelopes per family, error mapping,
+// logging, metrics and recovery. Handlers parse and authorise, call a domain
+// service, and shape the answer; they hold no business rules.
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/community"
+	"github.com/rallyhq/rally/internal/db"
+)
+
+// DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
+const DefaultMaxBodyBytes = 1 << 20
+
+// Deps are the services the HTTP layer serves.
+type Deps struct {
+	Logger      *slog.Logger
+	DB          *db.DB
+	Keys        *auth.Keys
+	Communities *community.Service
+	Events      EventFeed
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// OpenAPI is the contract served at /openapi.yaml.
+	OpenAPI []byte
+	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// AccessLog writes one log line per request when true.
+	AccessLog bool
+}
+
+// Server is the HTTP handler for the whole API.
+type Server struct {
+	Deps
+	log       *slog.Logger
+	metrics   *metrics
+	raw       *http.ServeMux // paths matched before normalising
+	mux       *http.ServeMux // normalised paths
+	accessLog bool
+	handler   http.Handler
+}
+
+// New builds the API handler.
+func New(d Deps) *Server {
+	if d.MaxBodyBytes == 0 {
+		d.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, log: d.Logger, raw: http.NewServeMux(), mux: http.NewServeMux(), accessLog: d.AccessLog}
+	s.metrics = newMetrics(d.Registry)
+	s.routes()
+	s.handler = s.observe(http.HandlerFunc(s.dispatch))
+	return s
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// routes registers every endpoint. Patterns are written without a prefix;
+// every documented prefix form reaches them through normalisePath.
+func (s *Server) routes() {
+	s.systemRoutes()
+	s.communityRoutes()
+	s.appearanceRoutes()
+	s.eventRoutes()
+}
