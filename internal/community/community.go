@@ -133,11 +133,14 @@ func (s *Service) Create(ctx context.Context, in Input) (c Community, key auth.K
 		if err := s.createAppearance(ctx, tx, c); err != nil {
 			return err
 		}
+		if err := s.d.Events.Append(ctx, tx, c.ID, "community.created", c); err != nil {
+			return err
+		}
 		key, secret, err = s.d.Keys.CreateTx(ctx, tx, auth.NewKey{CommunityID: c.ID, Name: "default", Permissions: auth.Permissions})
 		if err != nil {
 			return fmt.Errorf("create first key: %w", err)
 		}
-		return s.d.Events.Append(ctx, tx, c.ID, "community.created", c)
+		return nil
 	})
 	if err != nil {
 		return Community{}, auth.Key{}, "", err

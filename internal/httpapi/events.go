@@ -21,12 +21,12 @@ func (s *Server) eventRoutes() {
 		var v errs.Validator
 		if a := q.Get("after"); a != "" {
 			n, err := strconv.ParseInt(a, 10, 64)
-			v.Check(err == nil && n >= 0, "after", "must be a sequence number of at least 0")
+			v.Check(err == nil, "after", "must be a whole number")
 			fq.After = n
 		}
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
-			v.Check(err == nil, "limit", "must be a whole number")
+			v.Check(err == nil && n >= 1, "limit", "must be a whole number from 1 to %d", event.MaxFeedLimit)
 			fq.Limit = n
 		}
 		if err := v.Err(); err != nil {
