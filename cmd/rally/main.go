@@ -146,7 +146,7 @@ func serve(ctx context.Context, cfg config.Config, args []string, stdout, stderr
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	a, err := app.Open(ctx, cfg, log, app.Options{AllowUpgrade: cfg.Migrate})
+	a, err := app.Open(ctx, cfg, log, app.Options{AllowUpgrade: cfg.Migrate, Stdout: stdout})
 	if err != nil {
 		return err
 	}

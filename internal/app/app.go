@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/jobs"
+	"github.com/rallyhq/rally/internal/role"
+	"github.com/rallyhq/rally/internal/user"
 )
 
 // Options tune how an App is built; the zero value is production.
@@ -33,6 +36,9 @@ type Options struct {
 	PollInterval time.Duration
 	// AllowUpgrade lets Open apply migrations to an older schema.
 	AllowUpgrade bool
+	// Stdout receives the platform-admin key when no AdminKeyFile is
+	// configured (default os.Stdout).
+	Stdout io.Writer
 }
 
 // App is a wired Rally: database, services and the HTTP handler.
@@ -46,11 +52,14 @@ type App struct {
 	Feed        *event.Feed
 	Keys        *auth.Keys
 	Communities *community.Service
+	Users       *user.Store
+	Roles       *role.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
 	registry *prometheus.Registry
 	handler  *httpapi.Server
+	stdout   io.Writer
 }
 
 // ErrSchemaOutdated means the database's schema is older than the binary
@@ -67,11 +76,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
 	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
 	d, err := db.Open(ctx, cfg.DatabaseDSN())
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: d, Clock: opts.Clock}
+	a := &App{Config: cfg, Log: log, DB: d, Clock: opts.Clock, stdout: opts.Stdout}
 	if a.Applied, err = EnsureSchema(ctx, d, opts.AllowUpgrade); err != nil {
 		d.Close()
 		return nil, err
@@ -126,10 +138,13 @@ func (a *App) build(opts Options) error {
 	}
 	a.Keys = auth.NewKeys(auth.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
+	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
+	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
+		Grants:   a.Roles,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 	})
 	return nil
@@ -155,7 +170,9 @@ func (a *App) EnsureAdminKey(ctx context.Context) error {
 		a.Log.Info("platform-admin key created", "file", a.Config.AdminKeyFile)
 		return nil
 	}
-	fmt.Printf("Platform-admin key (shown once; use it to create communities):\n%s\n", secret)
+	if _, err := fmt.Fprintf(a.stdout, "Platform-admin key (shown once; use it to create communities):\n%s\n", secret); err != nil {
+		return fmt.Errorf("print admin key: %w", err)
+	}
 	return nil
 }
 

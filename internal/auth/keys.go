@@ -26,6 +26,8 @@ const (
 	KindPartner = "partner"
 	// KindPlatform is the installation's platform-admin key (no community).
 	KindPlatform = "platform"
+	// KindUser is a user API key: it acts as its owner inside one community.
+	KindUser = "user"
 )
 
 // Key is a stored API key; the secret itself is never kept.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/rallyhq/rally/internal/auth"
@@ -86,30 +87,47 @@ func (w *unmatchedWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *unmatchedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessKind says which credential a route takes.
-type accessKind int
-
-const (
-	accPublic accessKind = iota
-	accPartner
-	accPlatform
-)
-
-// access is a route's credential rule.
+// access is a route's credential rule: which credentials it takes and what
+// each must hold.
 type access struct {
-	kind accessKind
-	// perm is the partner-key permission the route needs ("" for any key).
+	public   bool
+	platform bool
+	partner  bool
+	// perm is the key permission the route needs ("" for any key).
 	perm string
+	// userKeys accepts user API keys, which act as their owner.
+	userKeys bool
+	// userToken accepts signed-in users' session tokens; when the path has a
+	// {communityId}, the user must hold one of grants there (any grant when
+	// grants is empty and the route is community-scoped: a live member).
+	userToken bool
+	grants    []string
 	// legacyHeader lets the key come in x-api-key (legacy system routes).
 	legacyHeader bool
 }
 
-func public() access                 { return access{kind: accPublic} }
-func partner(perm string) access     { return access{kind: accPartner, perm: perm} }
-func platformAdmin() access          { return access{kind: accPlatform} }
-func (a access) legacy() access      { a.legacyHeader = true; return a }
-func (a access) needsKey() bool      { return a.kind != accPublic }
-func (a access) takesPlatform() bool { return a.kind == accPlatform }
+func public() access             { return access{public: true} }
+func platformAdmin() access      { return access{platform: true} }
+func partner(perm string) access { return access{partner: true, perm: perm} }
+
+// userToken is a route for signed-in users holding one of grants in the
+// path's community.
+func userToken(grants ...string) access { return access{userToken: true, grants: grants} }
+
+// orUser also accepts session tokens of users holding one of grants.
+func (a access) orUser(grants ...string) access {
+	a.userToken, a.grants = true, grants
+	return a
+}
+
+// orUserKeys also accepts user API keys holding the route's permission.
+func (a access) orUserKeys() access { a.userKeys = true; return a }
+
+// orPlatform also accepts the platform-admin key.
+func (a access) orPlatform() access { a.platform = true; return a }
+
+// legacy lets the key come in the x-api-key header.
+func (a access) legacy() access { a.legacyHeader = true; return a }
 
 // call is one request on its way through a handler.
 type call struct {
@@ -117,8 +135,11 @@ type call struct {
 	w   http.ResponseWriter
 	r   *http.Request
 	fam family
-	// key is the authenticated API key (zero on public routes).
+	// key is the authenticated API key (zero on public routes and for
+	// session tokens).
 	key auth.Key
+	// session is the signed-in user, when a session token was sent.
+	session *auth.Session
 }
 
 // handle registers pattern (method and path, no prefix) for family f,
@@ -148,7 +169,7 @@ func (s *Server) wrap(pattern string, f family, a access, h func(*call) error) h
 	}
 }
 
-// credential returns the API key sent with the request, if any.
+// credential returns the key or token sent with the request, if any.
 func credential(r *http.Request, legacy bool) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
@@ -162,28 +183,46 @@ func credential(r *http.Request, legacy bool) string {
 	return ""
 }
 
+// looksLikeToken tells a session token (a JWT: three dot-separated
+// segments) from an API key.
+func looksLikeToken(s string) bool { return strings.Count(s, ".") == 2 }
+
 // authorise checks the request's credential against rule a.
 func (s *Server) authorise(c *call, a access) error {
-	if !a.needsKey() {
+	if a.public {
 		return nil
 	}
 	secret := credential(c.r, a.legacyHeader)
 	if secret == "" {
-		return errs.Unauthenticatedf("Missing API key: send Authorization: Bearer <key>.")
+		return errs.Unauthenticatedf("Missing credentials: send Authorization: Bearer <key or token>.")
+	}
+	if looksLikeToken(secret) {
+		return s.authoriseUser(c, a, secret)
 	}
 	k, err := s.Keys.Authenticate(c.r.Context(), secret)
 	if err != nil {
 		return err
 	}
 	c.key = k
-	if a.takesPlatform() {
-		if k.Kind != auth.KindPlatform {
-			return errs.Forbiddenf("This endpoint needs the platform-admin key.")
+	switch k.Kind {
+	case auth.KindPlatform:
+		if !a.platform {
+			return errs.Forbiddenf("The platform-admin key cannot act inside a community; use the community's API key.")
 		}
 		return nil
-	}
-	if k.Kind != auth.KindPartner {
-		return errs.Forbiddenf("The platform-admin key cannot act inside a community; use the community's API key.")
+	case auth.KindPartner:
+		if !a.partner {
+			if a.platform {
+				return errs.Forbiddenf("This endpoint needs the platform-admin key.")
+			}
+			return errs.Forbiddenf("This endpoint does not take a community API key.")
+		}
+	case auth.KindUser:
+		if !a.userKeys {
+			return errs.Forbiddenf("This endpoint does not take a user API key.")
+		}
+	default:
+		return errs.Forbiddenf("This endpoint does not take this kind of key.")
 	}
 	if a.perm != "" && !k.Has(a.perm) {
 		return errs.Forbiddenf("API key lacks the %s permission.", a.perm)
@@ -191,11 +230,59 @@ func (s *Server) authorise(c *call, a access) error {
 	return nil
 }
 
-// community returns the community the call acts on: the key's. When the
-// path carries a {communityId}, it must be the key's community (403
-// otherwise, with no hint about the other community).
+// authoriseUser checks a session token against rule a.
+func (s *Server) authoriseUser(c *call, a access, token string) error {
+	if !a.userToken || s.Sessions == nil {
+		return errs.Unauthenticatedf("This endpoint takes an API key, not a user token.")
+	}
+	sess, err := s.Sessions.Authenticate(c.r.Context(), token)
+	if err != nil {
+		return err
+	}
+	c.session = &sess
+	if communityID := c.r.PathValue("communityId"); communityID != "" {
+		return c.requireGrant(communityID, a.grants...)
+	}
+	return nil
+}
+
+// requireGrant checks that the signed-in user holds one of grants in
+// community (any live membership when grants is empty).
+func (c *call) requireGrant(communityID string, grants ...string) error {
+	if c.s.Grants == nil {
+		return errs.Forbiddenf("You have no access to this community.")
+	}
+	held, err := c.s.Grants.Grants(c.r.Context(), communityID, c.session.UserID)
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		return errs.Forbiddenf("You have no access to this community.")
+	}
+	if len(grants) == 0 {
+		return nil
+	}
+	for _, g := range grants {
+		if slices.Contains(held, g) {
+			return nil
+		}
+	}
+	return errs.Forbiddenf("You need %s in this community.", strings.Join(grants, " or "))
+}
+
+// community returns the community the call acts on. With a key it is the
+// key's; a {communityId} in the path must match it (403 otherwise, with no
+// hint about the other community). With a user token it is the path's
+// {communityId}, whose grants authorise already checked.
 func (c *call) community() (string, error) {
-	if p := c.r.PathValue("communityId"); p != "" && p != c.key.CommunityID {
+	p := c.r.PathValue("communityId")
+	if c.session != nil {
+		if p == "" {
+			return "", errs.Forbiddenf("This endpoint needs a community API key.")
+		}
+		return p, nil
+	}
+	if p != "" && p != c.key.CommunityID {
 		return "", errs.Forbiddenf("API key has no access to this community.")
 	}
 	return c.key.CommunityID, nil

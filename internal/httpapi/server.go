@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -24,6 +25,10 @@ type Deps struct {
 	Keys        *auth.Keys
 	Communities *community.Service
 	Events      EventFeed
+	// Sessions verifies signed-in users' session tokens.
+	Sessions Sessions
+	// Grants tells which community grants a signed-in user holds.
+	Grants Grants
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -32,6 +37,17 @@ type Deps struct {
 	MaxBodyBytes int64
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
+}
+
+// Sessions verifies session tokens (JWTs) of signed-in users.
+type Sessions interface {
+	Authenticate(ctx context.Context, token string) (auth.Session, error)
+}
+
+// Grants reports the community grants (auth.GrantOwner, auth.GrantAdmin,
+// auth.GrantMember) a user holds; none for non-members.
+type Grants interface {
+	Grants(ctx context.Context, communityID, userID string) ([]string, error)
 }
 
 // Server is the HTTP handler for the whole API.
