@@ -332,3 +332,37 @@ func (s *Store) FindMember(ctx context.Context, communityID, identifier, kind st
 	}
 	return u, m, nil
 }
+
+// RecordVisit counts a member's visit (signing in, opening the community):
+// at most once per UTC day it raises the visit count and emits user.visited.
+// It reports whether this was the day's first visit.
+func (s *Store) RecordVisit(ctx context.Context, communityID, userID string) (bool, error) {
+	first := false
+	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		m, err := s.MemberTx(ctx, tx, communityID, userID)
+		if err != nil {
+			return err
+		}
+		now := s.d.Clock.Now()
+		day := now.Format("2006-01-02")
+		if m.LastVisitDay == day {
+			_, err := tx.Exec(ctx, "UPDATE members SET last_seen_at = ? WHERE community_id = ? AND user_id = ?",
+				now.UnixMilli(), communityID, userID)
+			return err
+		}
+		first = true
+		if _, err := tx.Exec(ctx, `UPDATE members SET visit_count = visit_count + 1, last_visit_day = ?, last_seen_at = ?, updated_at = ?
+			WHERE community_id = ? AND user_id = ?`, day, now.UnixMilli(), now.UnixMilli(), communityID, userID); err != nil {
+			return fmt.Errorf("record visit: %w", err)
+		}
+		u, err := s.GetTx(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		return s.d.Events.Append(ctx, tx, communityID, "user.visited", map[string]any{
+			"userId": u.ID, "id": u.NumID, "username": u.Username, "email": u.Email, "communityId": communityID,
+			"visitCount": m.VisitCount + 1, "visitedAt": clock.Format(now),
+		})
+	})
+	return first, err
+}
