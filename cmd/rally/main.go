@@ -190,9 +190,13 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	return nil
 }
 
-// openApp opens the configured database for an admin command.
-func openApp(ctx context.Context, cfg config.Config, stderr io.Writer) (*app.App, error) {
-	return app.Open(ctx, cfg, newLogger(cfg, stderr), app.Options{Clock: clock.System{}})
+// openWith parses an admin command's args into fs (whose flags write into
+// cfg), then opens the configured database.
+func openWith(ctx context.Context, fs *flag.FlagSet, cfg *config.Config, args []string, stderr io.Writer) (*app.App, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return app.Open(ctx, *cfg, newLogger(*cfg, stderr), app.Options{Clock: clock.System{}})
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -208,10 +212,7 @@ func communityCreate(ctx context.Context, cfg config.Config, args []string, stdo
 	uri := fs.String("uri", "", "community URI slug (required)")
 	domain := fs.String("domain", "", "custom domain")
 	asJSON := fs.Bool("json", false, `print {"communityId":"...","apiKey":"..."}`)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, stderr)
+	a, err := openWith(ctx, fs, &cfg, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -249,10 +250,7 @@ func keyCreate(ctx context.Context, cfg config.Config, args []string, stdout, st
 	perms := fs.String("permissions", "", "comma-separated permissions: "+strings.Join(auth.Permissions, ","))
 	days := fs.Int("expire-days", 0, "lifetime in days (0 = never expires)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, stderr)
+	a, err := openWith(ctx, fs, &cfg, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -273,10 +271,7 @@ func keyList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	cfg.DatabaseFlags(fs)
 	communityID := fs.String("community", "", "community id (required)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, stderr)
+	a, err := openWith(ctx, fs, &cfg, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -310,10 +305,7 @@ func keyRevoke(ctx context.Context, cfg config.Config, args []string, stdout, st
 	cfg.DatabaseFlags(fs)
 	communityID := fs.String("community", "", "community id (required)")
 	keyID := fs.String("key-id", "", "key id (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, stderr)
+	a, err := openWith(ctx, fs, &cfg, args, stderr)
 	if err != nil {
 		return err
 	}
