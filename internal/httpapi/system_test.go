@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"net/http"
 	"strings"
 	"testing"
 
@@ -49,5 +48,14 @@ func TestRoutingErrors(t *testing.T) {
 	if e.Do(apitest.Request{Method: "GET", Path: "/healthz"}).Header.Get("X-Request-Id") == "" {
 		t.Fatal("no request id made up")
 	}
-	_ = http.StatusOK
+}
+
+func TestUnknownJSONFieldsAreIgnored(t *testing.T) {
+	e := apitest.New(t)
+	_, key := e.Community("Lambda", "lambda")
+	res := e.Do(apitest.Request{Method: "PUT", Path: "/v1/community-bot", Key: key,
+		Body: map[string]any{"name": "Lam", "colour": "blue", "nested": map[string]any{"x": 1}}}).Expect(t, 200)
+	if res.String("data.name") != "Lam" {
+		t.Fatalf("update with unknown fields: %s", res.Body)
+	}
 }
