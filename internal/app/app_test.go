@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"github.com/rallyhq/rally/internal/app"
 	"github.com/rallyhq/rally/internal/config"
 	"github.com/rallyhq/rally/internal/db"
@@ -82,17 +81,8 @@ func TestEnsureSchemaOlderSchema(t *testing.T) {
 		// With one migration, "older but not empty" cannot exist.
 		t.Skipf("binary carries %d migration(s); an older non-empty schema needs at least 2", st.Target)
 	}
-	// Make the schema really older: roll the newest migration back with
-	// goose, from the same migration files the binary embeds.
-	dialect := goose.DialectSQLite3
-	if d.Dialect == db.Postgres {
-		dialect = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(dialect, d.Writer, os.DirFS(filepath.Join("..", "db", "migrations", string(d.Dialect))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Down(ctx); err != nil {
+	// Make the schema really older: roll the newest migration back.
+	if _, err := d.Rollback(ctx); err != nil {
 		t.Fatalf("roll back the newest migration: %v", err)
 	}
 	older, err := d.Schema(ctx)

@@ -5,21 +5,52 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
+	"testing/fstest"
 
 	"github.com/pressly/goose/v3"
 )
 
-//go:embed migrations
+// migrations hold one SQL file per schema version, written once in the
+// portable subset both engines share; postgresRewrites adapts the few
+// spellings that differ.
+//
+//go:embed migrations/*.sql
 var migrations embed.FS
+
+// postgresRewrites turns the SQLite spelling of a migration into
+// PostgreSQL's.
+var postgresRewrites = strings.NewReplacer("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+
+// migrationFS returns the migrations in d's dialect.
+func (d *DB) migrationFS() (fs.FS, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	out := fstest.MapFS{}
+	for _, name := range files {
+		b, err := migrations.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		text := string(b)
+		if d.Dialect == Postgres {
+			text = postgresRewrites.Replace(text)
+		}
+		out[strings.TrimPrefix(name, "migrations/")] = &fstest.MapFile{Data: []byte(text), Mode: 0o444}
+	}
+	return out, nil
+}
 
 func (d *DB) provider() (*goose.Provider, error) {
 	dialect := goose.DialectSQLite3
 	if d.Dialect == Postgres {
 		dialect = goose.DialectPostgres
 	}
-	sub, err := fs.Sub(migrations, "migrations/"+string(d.Dialect))
+	sub, err := d.migrationFS()
 	if err != nil {
-		return nil, fmt.Errorf("migrations for %s: %w", d.Dialect, err)
+		return nil, err
 	}
 	p, err := goose.NewProvider(dialect, d.Writer, sub)
 	if err != nil {
@@ -70,4 +101,19 @@ func (d *DB) Schema(ctx context.Context) (SchemaState, error) {
 		target = srcs[len(srcs)-1].Version
 	}
 	return SchemaState{Current: cur, Target: target}, nil
+}
+
+// Rollback undoes the newest applied migration and returns its name; an
+// operator's escape hatch after a bad upgrade, and how tests make an older
+// schema.
+func (d *DB) Rollback(ctx context.Context) (string, error) {
+	p, err := d.provider()
+	if err != nil {
+		return "", err
+	}
+	res, err := p.Down(ctx)
+	if err != nil {
+		return "", fmt.Errorf("roll back migration: %w", err)
+	}
+	return res.Source.Path, nil
 }
