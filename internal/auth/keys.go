@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rallyhq/rally/internal/clock"
@@ -67,10 +68,27 @@ type Deps struct {
 // Keys creates, finds and revokes API keys.
 type Keys struct {
 	d Deps
+	// cache holds recently authenticated keys by secret hash, so the hot
+	// path does not read the database on every request. Any change to a key
+	// on this node clears it; other nodes see a change within cacheTTL.
+	cache sync.Map // hash -> cachedKey
 }
+
+type cachedKey struct {
+	key      Key
+	loadedAt time.Time
+}
+
+// cacheTTL bounds how long a key read from the database is trusted without
+// reading it again (the longest a revocation made on another node takes to
+// take effect here).
+const cacheTTL = time.Second
 
 // NewKeys returns the key service.
 func NewKeys(d Deps) *Keys { return &Keys{d: d} }
+
+// forget drops every cached key; called after any key changes.
+func (s *Keys) forget() { s.cache.Clear() }
 
 // NewKey describes a key to create.
 type NewKey struct {
@@ -238,6 +256,7 @@ func (s *Keys) Revoke(ctx context.Context, communityID, keyID string) (Key, erro
 		}
 		return s.d.Events.Append(ctx, tx, communityID, "apikey.revoked", keyEvent(k))
 	})
+	s.forget()
 	return k, err
 }
 
@@ -249,19 +268,26 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 		return Key{}, errs.Unauthenticatedf("Invalid API key.")
 	}
 	h := hashSecret(secret)
-	var stored string
-	row := s.d.DB.QueryRow(ctx, "SELECT key_hash, "+keyColumns+" FROM api_keys WHERE key_hash = ?", h)
-	k, err := scanKey(row, &stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Key{}, errs.Unauthenticatedf("Invalid API key.")
-	}
-	if err != nil {
-		return Key{}, err
-	}
-	if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) != 1 {
-		return Key{}, errs.Unauthenticatedf("Invalid API key.")
-	}
 	now := s.d.Clock.Now()
+	var k Key
+	if v, ok := s.cache.Load(h); ok && now.Sub(v.(cachedKey).loadedAt) < cacheTTL && now.Sub(v.(cachedKey).loadedAt) >= 0 {
+		k = v.(cachedKey).key
+	} else {
+		var stored string
+		row := s.d.DB.QueryRow(ctx, "SELECT key_hash, "+keyColumns+" FROM api_keys WHERE key_hash = ?", h)
+		var err error
+		k, err = scanKey(row, &stored)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Key{}, errs.Unauthenticatedf("Invalid API key.")
+		}
+		if err != nil {
+			return Key{}, err
+		}
+		if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) != 1 {
+			return Key{}, errs.Unauthenticatedf("Invalid API key.")
+		}
+		s.cache.Store(h, cachedKey{key: k, loadedAt: now})
+	}
 	if !k.IsActive {
 		return Key{}, errs.Unauthenticatedf("API key is inactive.")
 	}
@@ -273,6 +299,7 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 			return Key{}, fmt.Errorf("record key use: %w", err)
 		}
 		k.LastUsedAt = &now
+		s.cache.Store(h, cachedKey{key: k, loadedAt: now})
 	}
 	return k, nil
 }

@@ -48,8 +48,11 @@ func (m *Manual) Set(t time.Time) {
 	m.mu.Unlock()
 }
 
-// Format renders t the way every API timestamp is written: RFC 3339, UTC,
-// milliseconds (2026-04-28T00:00:00.000Z).
+// Layout is the API's timestamp layout: RFC 3339, UTC, milliseconds
+// (2026-04-28T00:00:00.000Z).
+const Layout = "2006-01-02T15:04:05.000Z07:00"
+
+// Format renders t the way every API timestamp is written (Layout, in UTC).
 func Format(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	return t.UTC().Format(Layout)
 }

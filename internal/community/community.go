@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rallyhq/rally/internal/auth"
@@ -46,7 +48,20 @@ type Deps struct {
 // Service holds the rules for communities and their appearance.
 type Service struct {
 	d Deps
+	// cache holds communities read recently, by id: every partner request
+	// reads its community, and communities change rarely. A change on this
+	// node replaces the entry at once; other nodes see it within cacheTTL.
+	cache sync.Map // id -> cachedCommunity
 }
+
+type cachedCommunity struct {
+	c        Community
+	loadedAt time.Time
+}
+
+// cacheTTL bounds how long a community read from the database is served
+// from memory.
+const cacheTTL = time.Second
 
 // NewService returns the community service.
 func NewService(d Deps) *Service { return &Service{d: d} }
@@ -188,7 +203,18 @@ func scanCommunity(r interface{ Scan(...any) error }) (Community, error) {
 
 // Get returns one community.
 func (s *Service) Get(ctx context.Context, communityID string) (Community, error) {
-	return scanCommunity(s.d.DB.QueryRow(ctx, "SELECT "+communityColumns+" FROM communities WHERE id = ?", communityID))
+	now := s.d.Clock.Now()
+	if v, ok := s.cache.Load(communityID); ok {
+		if age := now.Sub(v.(cachedCommunity).loadedAt); age >= 0 && age < cacheTTL {
+			return v.(cachedCommunity).c, nil
+		}
+	}
+	c, err := scanCommunity(s.d.DB.QueryRow(ctx, "SELECT "+communityColumns+" FROM communities WHERE id = ?", communityID))
+	if err != nil {
+		return Community{}, err
+	}
+	s.cache.Store(communityID, cachedCommunity{c: c, loadedAt: now})
+	return c, nil
 }
 
 // List returns communities oldest first, skipping skip and at most limit,
@@ -251,5 +277,6 @@ func (s *Service) Update(ctx context.Context, communityID string, in Input) (Com
 	if err != nil {
 		return Community{}, err
 	}
+	s.cache.Delete(c.ID)
 	return c, nil
 }

@@ -42,6 +42,7 @@ type DB struct {
 	Pool *pgxpool.Pool
 
 	rebound sync.Map // query text -> query with $n placeholders
+	stmts   sync.Map // query text -> *sql.Stmt prepared on Reader
 }
 
 // Open connects to the database named by dsn: sqlite:///path/to/file.db or
@@ -110,6 +111,10 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 // Close closes every handle.
 func (d *DB) Close() error {
 	var errsOut []error
+	d.stmts.Range(func(_, v any) bool {
+		errsOut = append(errsOut, v.(*sql.Stmt).Close())
+		return true
+	})
 	if d.Reader != d.Writer {
 		errsOut = append(errsOut, d.Reader.Close())
 	}
@@ -135,12 +140,38 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // Query runs a read on the reader handle.
 func (d *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := d.readStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return d.Reader.QueryContext(ctx, d.Rebind(q), args...)
 }
 
 // QueryRow runs a one-row read on the reader handle.
 func (d *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := d.readStmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return d.Reader.QueryRowContext(ctx, d.Rebind(q), args...)
+}
+
+// readStmt returns q prepared on the reader, preparing it on first use, so
+// hot reads skip parsing SQL on every request. Queries come from the code,
+// never from input, so the cache is bounded by the program's own text. It
+// returns nil when preparing fails; the caller then runs q unprepared and
+// reports the error as usual.
+func (d *DB) readStmt(ctx context.Context, q string) *sql.Stmt {
+	if v, ok := d.stmts.Load(q); ok {
+		return v.(*sql.Stmt)
+	}
+	st, err := d.Reader.PrepareContext(context.WithoutCancel(ctx), d.Rebind(q))
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := d.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt)
+	}
+	return st
 }
 
 // Exec runs one statement on the writer outside an explicit transaction.

@@ -16,7 +16,10 @@ func At(t time.Time) Time { return Time{t.UTC()} }
 
 // MarshalJSON writes the timestamp with milliseconds.
 func (t Time) MarshalJSON() ([]byte, error) {
-	return json.Marshal(clock.Format(t.Time))
+	b := make([]byte, 0, 26)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, clock.Layout)
+	return append(b, '"'), nil
 }
 
 // UnmarshalJSON accepts any RFC 3339 timestamp.
