@@ -10,29 +10,8 @@ import (
 	"testing"
 
 	"github.com/rallyhq/rally/internal/apitest"
-	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/user"
 )
-
-// roleMember creates an account and makes it a joined member of community.
-func roleMember(t *testing.T, e *apitest.Env, communityID, name string, o user.MemberOptions) user.User {
-	t.Helper()
-	o.Joined = true
-	var u user.User
-	err := e.App.DB.Tx(context.Background(), func(tx *db.Tx) error {
-		var err error
-		u, err = e.App.Users.CreateAccountTx(context.Background(), tx, user.NewAccount{Email: name + "@example.com", Username: name})
-		if err != nil {
-			return err
-		}
-		_, err = e.App.Users.AddMemberTx(context.Background(), tx, communityID, u, o)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("create member %s: %v", name, err)
-	}
-	return u
-}
 
 // legacyKey sends key the legacy way, in x-api-key.
 func legacyKey(key string) map[string]string { return map[string]string{"x-api-key": key} }
@@ -203,7 +182,7 @@ func TestRoleUpdateAndDelete(t *testing.T) {
 	}
 
 	// Delete takes the role from its members (FK cascade).
-	u := roleMember(t, e, a, "dora", user.MemberOptions{})
+	u := e.Member(a, "dora", user.MemberOptions{Joined: true})
 	e.Do(apitest.Request{Method: "POST", Path: "/v1/roles/" + id + "/add", Key: key, Body: map[string]any{"userId": u.NumID}}).Expect(t, 200)
 	del := e.Do(apitest.Request{Method: "DELETE", Path: "/v1/roles/" + id, Key: key}).Expect(t, 200)
 	if del.String("meta.message") != "Role deleted successfully" || del.String("body._id") != id {
@@ -239,7 +218,7 @@ func TestRoleAuth(t *testing.T) {
 	a, key := e.Community("Roles C", "roles-c")
 	_, readOnly := keyWith(t, e, a, 0, "getRoles")
 	_, noRoles := keyWith(t, e, a, 0, "appearance")
-	u := roleMember(t, e, a, "erin", user.MemberOptions{})
+	u := e.Member(a, "erin", user.MemberOptions{Joined: true})
 	id := e.Do(apitest.Request{Method: "POST", Path: "/v1/roles", Key: key, Body: map[string]any{"title": "Guard"}}).Expect(t, 201).String("body._id")
 	uid := strconv.FormatInt(u.NumID, 10)
 	assign := map[string]any{"userId": u.ID}
@@ -278,7 +257,7 @@ func TestRoleAuth(t *testing.T) {
 func TestEveryoneRole(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Roles D", "roles-d")
-	u := roleMember(t, e, a, "finn", user.MemberOptions{})
+	u := e.Member(a, "finn", user.MemberOptions{Joined: true})
 
 	list := e.Do(apitest.Request{Method: "GET", Path: "/v1/roles", Key: key}).Expect(t, 200)
 	if list.Get("meta.total") != float64(1) || list.String("body.0.title") != "@all" || list.Get("body.0.order") != float64(0) {
@@ -325,9 +304,9 @@ func TestRoleAssignmentAndUserRoles(t *testing.T) {
 	e := apitest.New(t)
 	a, keyA := e.Community("Roles E", "roles-e")
 	b, keyB := e.Community("Roles F", "roles-f")
-	alice := roleMember(t, e, a, "alice", user.MemberOptions{})
-	gone := roleMember(t, e, a, "gone", user.MemberOptions{})
-	bob := roleMember(t, e, b, "bob", user.MemberOptions{})
+	alice := e.Member(a, "alice", user.MemberOptions{Joined: true})
+	gone := e.Member(a, "gone", user.MemberOptions{Joined: true})
+	bob := e.Member(b, "bob", user.MemberOptions{Joined: true})
 	if _, err := e.App.DB.Exec(context.Background(), "UPDATE members SET deleted_at = ? WHERE user_id = ?", e.Clock.Now().UnixMilli(), gone.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +414,7 @@ func TestRoleAssignmentAndUserRoles(t *testing.T) {
 func TestRoleAssignmentConcurrent(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Roles G", "roles-g")
-	u := roleMember(t, e, a, "gus", user.MemberOptions{})
+	u := e.Member(a, "gus", user.MemberOptions{Joined: true})
 	role := e.Do(apitest.Request{Method: "POST", Path: "/v1/roles", Key: key, Body: map[string]any{"title": "Busy"}}).Expect(t, 201).String("body._id")
 
 	var wg sync.WaitGroup

@@ -83,7 +83,10 @@ func (s *Service) MemberRoleTitles(ctx context.Context, communityID, userID stri
 	for i, r := range roles {
 		titles[i] = r.Title
 	}
-	return titles, titles[0], nil
+	if len(titles) > 0 {
+		highest = titles[0]
+	}
+	return titles, highest, nil
 }
 
 // Assign gives the role to the live member ref (numeric id or _id). Every

@@ -7,29 +7,10 @@ import (
 
 	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/auth"
-	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/user"
 )
-
-// member creates an account in community with the given membership.
-func member(t *testing.T, e *apitest.Env, communityID, name string, o user.MemberOptions) user.User {
-	t.Helper()
-	var u user.User
-	err := e.App.DB.Tx(context.Background(), func(tx *db.Tx) error {
-		var err error
-		if u, err = e.App.Users.CreateAccountTx(context.Background(), tx, user.NewAccount{Email: name + "@example.com", Username: name}); err != nil {
-			return err
-		}
-		_, err = e.App.Users.AddMemberTx(context.Background(), tx, communityID, u, o)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("member %s: %v", name, err)
-	}
-	return u
-}
 
 func TestCanAndGrants(t *testing.T) {
 	e := apitest.New(t)
@@ -38,13 +19,13 @@ func TestCanAndGrants(t *testing.T) {
 	a, _ := e.Community("Perm A", "perm-a")
 	b, _ := e.Community("Perm B", "perm-b")
 
-	owner := member(t, e, a, "owner", user.MemberOptions{Joined: true, Owner: true})
-	admin := member(t, e, a, "admin", user.MemberOptions{Joined: true})
-	mod := member(t, e, a, "mod", user.MemberOptions{Joined: true})
-	plain := member(t, e, a, "plain", user.MemberOptions{Joined: true})
-	pending := member(t, e, a, "pending", user.MemberOptions{})
-	deleted := member(t, e, a, "deleted", user.MemberOptions{Joined: true})
-	outsider := member(t, e, b, "outsider", user.MemberOptions{Joined: true})
+	owner := e.Member(a, "owner", user.MemberOptions{Joined: true, Owner: true})
+	admin := e.Member(a, "admin", user.MemberOptions{Joined: true})
+	mod := e.Member(a, "mod", user.MemberOptions{Joined: true})
+	plain := e.Member(a, "plain", user.MemberOptions{Joined: true})
+	pending := e.Member(a, "pending", user.MemberOptions{})
+	deleted := e.Member(a, "deleted", user.MemberOptions{Joined: true})
+	outsider := e.Member(b, "outsider", user.MemberOptions{Joined: true})
 
 	adminRole, err := roles.Create(ctx, a, role.Input{Title: jsonx.Some("Admin"), Order: jsonx.Some(10),
 		ServerSnake: jsonx.Some(map[string]any{"server_administrator": true})})
@@ -156,7 +137,7 @@ func TestCanBeforeEveryoneExists(t *testing.T) {
 	e := apitest.New(t)
 	ctx := context.Background()
 	a, _ := e.Community("Fresh", "fresh")
-	u := member(t, e, a, "newbie", user.MemberOptions{Joined: true})
+	u := e.Member(a, "newbie", user.MemberOptions{Joined: true})
 	if ok, err := e.App.Roles.Can(ctx, a, u.ID, "", role.PermPostMessages); err != nil || !ok {
 		t.Fatalf("post_messages = %v, %v", ok, err)
 	}
