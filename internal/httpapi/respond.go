@@ -57,11 +57,13 @@ type metaL struct {
 	Success    bool   `json:"success"`
 	Message    string `json:"message"`
 	DevMessage string `json:"devMessage"`
+	*Page
 }
 
 type bodyL struct {
-	Meta metaL `json:"meta"`
-	Body any   `json:"body"`
+	Meta   metaL             `json:"meta"`
+	Body   any               `json:"body"`
+	Errors []errs.FieldError `json:"errors,omitempty"`
 }
 
 // writeJSON writes v with status.
@@ -84,7 +86,7 @@ func success(w http.ResponseWriter, f family, status int, message string, data a
 	case famS:
 		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
 	case famL:
-		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data})
+		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message, Page: page}, Body: data})
 	default:
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
 	}
@@ -100,7 +102,7 @@ func failure(w http.ResponseWriter, f family, status int, message string, fields
 		for _, fe := range fields {
 			dev += " " + fe.Field + ": " + fe.Message + "."
 		}
-		writeJSON(w, status, bodyL{Meta: metaL{Success: false, Message: message, DevMessage: dev}})
+		writeJSON(w, status, bodyL{Meta: metaL{Success: false, Message: message, DevMessage: dev}, Errors: fields})
 	default:
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "error", StatusCode: status}, Message: message, Errors: fields})
 	}

@@ -37,32 +37,91 @@ func NewService(d Deps) *Service { return &Service{d: d} }
 
 // Grants returns the community grants userID holds in communityID:
 // APPLICATION_MEMBER for any live member, COMMUNITY_OWNER for the owner,
-// COMMUNITY_ADMIN for the owner and for holders of a role with
-// server_administrator. Non-members and deleted members hold none.
+// COMMUNITY_ADMIN for the owner and for members whose roles (@all included)
+// grant server_administrator. Non-members and deleted members hold none.
 func (s *Service) Grants(ctx context.Context, communityID, userID string) ([]string, error) {
-	m, err := s.d.Users.Member(ctx, communityID, userID)
-	if errs.KindOf(err) == errs.NotFound {
-		return nil, nil
-	}
-	if err != nil {
+	st, err := s.standing(ctx, communityID, userID)
+	if err != nil || !st.live {
 		return nil, err
 	}
-	if m.DeletedAt != nil || !m.Joined {
-		return nil, nil
-	}
 	grants := []string{auth.GrantMember}
-	if m.IsOwner {
+	if st.owner {
 		return append(grants, auth.GrantOwner, auth.GrantAdmin), nil
 	}
-	var admins int
-	err = s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM member_roles mr JOIN roles r ON r.id = mr.role_id
-		WHERE mr.community_id = ? AND mr.user_id = ? AND r.server_permissions LIKE ?`,
-		communityID, userID, `%"server_administrator":true%`).Scan(&admins)
-	if err != nil {
-		return nil, fmt.Errorf("read admin roles: %w", err)
-	}
-	if admins > 0 {
+	if st.perms[PermServerAdministrator] {
 		grants = append(grants, auth.GrantAdmin)
 	}
 	return grants, nil
+}
+
+// Can reports whether userID may do permission (a server or channel
+// permission key; the older edition's aliases are accepted) in channelID of
+// the community. The owner may do everything; other live members hold the
+// union of their roles' permissions, @all included, and server_administrator
+// implies every permission; non-members, pending and deleted members may do
+// nothing. Channels carry no overrides yet, so the answer is community-wide
+// and channelID is not consulted. An unknown permission is an error.
+func (s *Service) Can(ctx context.Context, communityID, userID, channelID, permission string) (bool, error) {
+	name, ok := CanonicalPermission(permission)
+	if !ok {
+		return false, fmt.Errorf("check permission: unknown permission %q", permission)
+	}
+	st, err := s.standing(ctx, communityID, userID)
+	if err != nil || !st.live {
+		return false, err
+	}
+	return st.owner || st.perms[PermServerAdministrator] || st.perms[name], nil
+}
+
+// standing is what a user may do in a community.
+type standing struct {
+	live  bool
+	owner bool
+	// perms is the union of the server and channel permissions of the
+	// member's roles (the two key sets are disjoint).
+	perms Permissions
+}
+
+// standing reads userID's membership and the union of their roles'
+// permissions. When the community's @all role has not been made yet, its
+// defaults apply.
+func (s *Service) standing(ctx context.Context, communityID, userID string) (standing, error) {
+	m, err := s.d.Users.Member(ctx, communityID, userID)
+	if errs.KindOf(err) == errs.NotFound {
+		return standing{}, nil
+	}
+	if err != nil {
+		return standing{}, err
+	}
+	if m.DeletedAt != nil || !m.Joined {
+		return standing{}, nil
+	}
+	st := standing{live: true, owner: m.IsOwner, perms: Permissions{}}
+	if st.owner {
+		return st, nil
+	}
+	roles, err := queryRoles(ctx, s.d.DB, heldWhere, communityID, communityID, userID)
+	if err != nil {
+		return standing{}, err
+	}
+	everyone := false
+	for _, r := range roles {
+		everyone = everyone || r.Everyone
+		st.grant(r.ServerPermissions, r.ChannelPermissions)
+	}
+	if !everyone {
+		st.grant(everyoneDefaults())
+	}
+	return st, nil
+}
+
+// grant adds the granted keys of maps to the standing.
+func (st *standing) grant(maps ...Permissions) {
+	for _, p := range maps {
+		for k, v := range p {
+			if v {
+				st.perms[k] = true
+			}
+		}
+	}
 }
