@@ -147,9 +147,9 @@ func (a *App) build(opts Options) error {
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
-		Grants: a.Roles, UserFields: a.UserFields,
+		Grants:   a.Roles,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
-	})
+		UserFields: a.UserFields})
 	return nil
 }
 
