@@ -225,14 +225,16 @@ func apply(in Input, cur Field, create bool) (Field, error) {
 	if in.Required.Set {
 		f.Required = in.Required.Value
 	}
+	optsBad := false
 	if in.Options.Set {
 		opts, msg := cleanOptions(in.Options.Value)
 		if msg != "" {
 			v.Add("options", "%s", msg)
+			optsBad = true
 		}
 		f.Options = opts
 	}
-	if f.Type != "" {
+	if f.Type != "" && !optsBad {
 		switch {
 		case f.Type == KindSelect && len(f.Options) == 0:
 			v.Add("options", "is required for select fields: 1 to %d choices", maxOptions)

@@ -87,7 +87,7 @@ func decodeJSON(s string) any {
 var numberRE = regexp.MustCompile(`^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$`)
 
 // Parse validates raw (a decoded JSON value: string, float64, bool,
-// json.Number) against kind and, for select, options. It returns the stored
+// json.Number; Go integer types are taken as numbers too) against kind and, for select, options. It returns the stored
 // forms, or a caller-safe reason why raw does not fit. nil is not a value:
 // callers treat it as "clear".
 func Parse(kind string, options []string, raw any) (Stored, error) {
@@ -109,10 +109,8 @@ func Parse(kind string, options []string, raw any) (Stored, error) {
 		}
 		return textStored(s), nil
 	case KindNumber:
-		var f float64
+		f, isNum := goNumber(raw)
 		switch v := raw.(type) {
-		case float64:
-			f = v
 		case json.Number:
 			return Parse(kind, options, string(v))
 		case string:
@@ -125,7 +123,9 @@ func Parse(kind string, options []string, raw any) (Stored, error) {
 				return Stored{}, fmt.Errorf("must be a finite number")
 			}
 		default:
-			return Stored{}, fmt.Errorf("must be a number or a numeric string")
+			if !isNum {
+				return Stored{}, fmt.Errorf("must be a number or a numeric string")
+			}
 		}
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return Stored{}, fmt.Errorf("must be a finite number")
@@ -181,6 +181,29 @@ func Parse(kind string, options []string, raw any) (Stored, error) {
 		return Stored{}, fmt.Errorf("must be one of: %s", strings.Join(options, ", "))
 	}
 	return Stored{}, fmt.Errorf("field has unknown type %q", kind)
+}
+
+// goNumber reads the numeric types a JSON decoder or a Go caller passes.
+func goNumber(raw any) (float64, bool) {
+	switch v := raw.(type) {
+	case float64:
+		return v, true
+	case float32:
+		return float64(v), true
+	case int:
+		return float64(v), true
+	case int32:
+		return float64(v), true
+	case int64:
+		return float64(v), true
+	case uint:
+		return float64(v), true
+	case uint32:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	}
+	return 0, false
 }
 
 func textStored(s string) Stored {
