@@ -32,58 +32,22 @@ func (s *Server) userFieldRoutes() {
 		}
 		return c.list("Read user fields success.", list, Page{Skip: &skip, Limit: &limit, Total: &total})
 	})
-	s.handle("POST /communities/{communityId}/user-fields", famM, a, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		var in userfield.Input
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		f, err := uf.Create(c.r.Context(), communityID, in, c.actor())
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Create user field successful", f)
-	})
-	s.handle("GET /communities/{communityId}/user-fields/{fieldId}", famM, a, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		f, err := uf.Get(c.r.Context(), communityID, c.r.PathValue("fieldId"))
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Read user field success.", f)
-	})
-	s.handle("PUT /communities/{communityId}/user-fields/{fieldId}", famM, a, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		var in userfield.Input
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		f, err := uf.Update(c.r.Context(), communityID, c.r.PathValue("fieldId"), in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Updated user field", f)
-	})
-	s.handle("DELETE /communities/{communityId}/user-fields/{fieldId}", famM, a, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		f, err := uf.Delete(c.r.Context(), communityID, c.r.PathValue("fieldId"))
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Deleted user field", f)
-	})
+	s.handle("POST /communities/{communityId}/user-fields", famM, a, fieldRoute(http.StatusCreated, "Create user field successful", true,
+		func(c *call, communityID string, in userfield.Input) (userfield.Field, error) {
+			return uf.Create(c.r.Context(), communityID, in, c.actor())
+		}))
+	s.handle("GET /communities/{communityId}/user-fields/{fieldId}", famM, a, fieldRoute(http.StatusOK, "Read user field success.", false,
+		func(c *call, communityID string, _ userfield.Input) (userfield.Field, error) {
+			return uf.Get(c.r.Context(), communityID, c.r.PathValue("fieldId"))
+		}))
+	s.handle("PUT /communities/{communityId}/user-fields/{fieldId}", famM, a, fieldRoute(http.StatusOK, "Updated user field", true,
+		func(c *call, communityID string, in userfield.Input) (userfield.Field, error) {
+			return uf.Update(c.r.Context(), communityID, c.r.PathValue("fieldId"), in)
+		}))
+	s.handle("DELETE /communities/{communityId}/user-fields/{fieldId}", famM, a, fieldRoute(http.StatusOK, "Deleted user field", false,
+		func(c *call, communityID string, _ userfield.Input) (userfield.Field, error) {
+			return uf.Delete(c.r.Context(), communityID, c.r.PathValue("fieldId"))
+		}))
 	s.handle("GET /communities/{communityId}/user-field-histories", famM, a, s.userFieldHistories)
 	s.handle("GET /communities/{communityId}/user-fields/{fieldId}/histories", famM, a, s.userFieldHistories)
 	s.handle("GET /communities/{communityId}/users/{userId}/user-field-histories", famM, a, s.userFieldHistories)
@@ -110,6 +74,30 @@ func (s *Server) userFieldRoutes() {
 		}
 		return c.ok(http.StatusCreated, "Create user field history successful", h)
 	})
+}
+
+// fieldRoute serves a route answering one user field with status and
+// message: it resolves the community, decodes the body when withBody, and
+// calls do.
+func fieldRoute(status int, message string, withBody bool,
+	do func(c *call, communityID string, in userfield.Input) (userfield.Field, error)) func(*call) error {
+	return func(c *call) error {
+		communityID, err := c.community()
+		if err != nil {
+			return err
+		}
+		var in userfield.Input
+		if withBody {
+			if err := c.decode(&in); err != nil {
+				return err
+			}
+		}
+		f, err := do(c, communityID, in)
+		if err != nil {
+			return err
+		}
+		return c.ok(status, message, f)
+	}
 }
 
 // userFieldHistories serves UD4-UD7: the community's value history, narrowed

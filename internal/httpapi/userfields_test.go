@@ -13,6 +13,7 @@ import (
 	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 )
@@ -542,6 +543,18 @@ func TestSetValuesTx(t *testing.T) {
 	byKey, err := uf.FieldsByKey(ctx, a)
 	if err != nil || byKey["score"].Type != userfield.KindNumber || byKey["joined"].Type != userfield.KindDate || len(byKey) != 2 {
 		t.Fatalf("FieldsByKey: %v %v", byKey, err)
+	}
+
+	// A field a user created names its creator as the docs show.
+	f, err := uf.Create(ctx, a, userfield.Input{Name: jsonx.Some("Team"), Type: jsonx.Some("text")},
+		userfield.Actor{Kind: userfield.ActorUser, ID: uid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = e.Do(apitest.Request{Method: "GET", Path: "/v1/communities/" + a + "/user-fields/" + f.ID, Key: key}).Expect(t, 200)
+	if res.String("data.creator._id") != uid || res.String("data.creator.username") != "eve" || res.Get("data.creator.id") == nil ||
+		res.String("data.field") != "team" {
+		t.Fatalf("creator: %s", res.Body)
 	}
 }
 

@@ -24,21 +24,19 @@ import (
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/id"
 	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/user"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the user-field service needs.
 type Deps struct {
-	DB     *db.DB
-	Clock  clock.Clock
-	Events Events
+	DB    *db.DB
+	Clock clock.Clock
+	// Events records changes in the writer's transaction; value writes also
+	// take its per-community lock (event.LockCommunity).
+	Events *event.Outbox
 	Users  *user.Store
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/id"
 	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/user"
@@ -115,10 +116,11 @@ func (s *Service) setValues(ctx context.Context, tx *db.Tx, communityID, userID 
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	// One writer per user's values at a time, so each history row's old
-	// value is the previous row's new value.
-	if err := tx.Lock(ctx, "userfields:"+communityID+":"+userID); err != nil {
-		return nil, err
+	// One value writer per community at a time (the lock the outbox takes
+	// anyway), so each history row's old value is the previous row's new
+	// value and history sequence numbers rise in commit order.
+	if err := event.LockCommunity(ctx, tx, communityID); err != nil {
+		return nil, fmt.Errorf("set user field values: %w", err)
 	}
 	now := s.d.Clock.Now()
 	var written []History
@@ -195,8 +197,9 @@ func (s *Service) writeValue(ctx context.Context, tx *db.Tx, communityID, userID
 	h := History{ID: id.New(now), CommunityID: communityID, FieldID: c.field.ID, Field: c.field.Key, UserID: userID,
 		OldValue: nullJSON(old), NewValue: nullJSON(newJSON), ChangedBy: actor, Source: source, CreatedAt: jsonx.At(now)}
 	if _, err := tx.Exec(ctx, `INSERT INTO user_field_history (id, community_id, field_id, user_id, old_value, new_value,
-		changed_by_kind, changed_by, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		h.ID, communityID, c.field.ID, userID, old, newJSON, actor.Kind, actor.ID, source, now.UnixMilli()); err != nil {
+		changed_by_kind, changed_by, source, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+		(SELECT COALESCE(MAX(seq), 0) + 1 FROM user_field_history WHERE community_id = ?))`,
+		h.ID, communityID, c.field.ID, userID, old, newJSON, actor.Kind, actor.ID, source, now.UnixMilli(), communityID); err != nil {
 		return History{}, false, fmt.Errorf("write user field history: %w", err)
 	}
 	return h, true, nil

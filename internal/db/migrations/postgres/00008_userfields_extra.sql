@@ -4,9 +4,10 @@
 -- spelling the client sent (single-line-text, numerical, ...).
 ALTER TABLE user_fields ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
 
--- seq orders history rows exactly (newest first), even when several share a
--- millisecond; the sequence fills it on insert.
-ALTER TABLE user_field_history ADD COLUMN seq BIGSERIAL;
+-- seq orders a community's history rows exactly (newest first), even when
+-- several share a millisecond: the writer assigns max + 1 under the
+-- community's write lock.
+ALTER TABLE user_field_history ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX user_field_history_community_seq ON user_field_history (community_id, seq);
 CREATE INDEX user_field_history_field_seq ON user_field_history (field_id, seq);
 CREATE INDEX user_field_history_user_seq ON user_field_history (community_id, user_id, seq);
