@@ -39,6 +39,14 @@ func NewOutbox(deps OutboxDeps) *Outbox {
 	return &Outbox{clock: deps.Clock, queue: deps.Queue}
 }
 
+// LockCommunity takes the per-community lock Append takes, held until tx
+// ends. A domain that must serialise its own writes in a community before it
+// appends (reading a current value, numbering rows) takes this lock first, so
+// its transactions and Append never wait on each other in opposite orders.
+func LockCommunity(ctx context.Context, tx *db.Tx, communityID string) error {
+	return tx.Lock(ctx, "events:"+communityID)
+}
+
 // Append records that typ happened in community communityID, with payload
 // marshalled to JSON (nil becomes {}), and schedules its dispatch, all inside
 // tx: if tx rolls back, neither the event nor its dispatch exists.
@@ -59,7 +67,7 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 		}
 		body = b
 	}
-	if err := tx.Lock(ctx, "events:"+communityID); err != nil {
+	if err := LockCommunity(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	now := o.clock.Now()

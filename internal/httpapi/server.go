@@ -14,6 +14,7 @@ import (
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/role"
+	"github.com/rallyhq/rally/internal/userfield"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -27,6 +28,7 @@ type Deps struct {
 	Communities *community.Service
 	Events      EventFeed
 	Roles       *role.Service
+	UserFields  *userfield.Service
 	// Sessions verifies signed-in users' session tokens.
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
@@ -92,4 +94,5 @@ func (s *Server) routes() {
 	s.appearanceRoutes()
 	s.eventRoutes()
 	s.roleRoutes()
+	s.userFieldRoutes()
 }
