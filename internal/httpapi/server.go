@@ -13,6 +13,7 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/store"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -25,6 +26,8 @@ type Deps struct {
 	Keys        *auth.Keys
 	Communities *community.Service
 	Events      EventFeed
+	// Store serves the rewards store catalogue.
+	Store *store.Service
 	// Sessions verifies signed-in users' session tokens.
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
@@ -89,4 +92,5 @@ func (s *Server) routes() {
 	s.communityRoutes()
 	s.appearanceRoutes()
 	s.eventRoutes()
+	s.storeRoutes()
 }

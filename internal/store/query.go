@@ -190,4 +190,3 @@ func idValue(s string) (any, bool) { return strings.ToLower(s), id.Valid(s) }
 
 // slugValue parses a filter's short lowercase word.
 func slugValue(s string) (any, bool) { return s, typeRE.MatchString(s) }
-
