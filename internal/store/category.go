@@ -154,13 +154,11 @@ func categoryConflict(err error, doing string) error {
 	return fmt.Errorf("%s: %w", doing, err)
 }
 
-// checkID rejects a malformed id as not found (a 24-hex ObjectId never
-// matches otherwise).
-func checkID(what, s string) error {
-	if !id.Valid(s) {
-		return errs.NotFoundf("%s not found.", what)
-	}
-	return nil
+// checkID rejects a malformed path id with a 400 naming field.
+func checkID(field, s string) error {
+	var v errs.Validator
+	v.Check(id.Valid(s), field, "must be a 24-hex ObjectId")
+	return v.Err()
 }
 
 // Category returns one category of the community.
@@ -173,7 +171,7 @@ func (s *Service) Category(ctx context.Context, communityID, categoryID string, 
 	if err := CheckLang(q.Lang); err != nil {
 		return Category{}, err
 	}
-	if err := checkID("Category", categoryID); err != nil {
+	if err := checkID("categoryID", categoryID); err != nil {
 		return Category{}, err
 	}
 	c, err := scanCategory(s.d.DB.QueryRow(ctx, "SELECT doc FROM store_categories WHERE community_id = ? AND id = ? AND deleted_at IS NULL",
@@ -248,7 +246,7 @@ func (s *Service) CreateCategory(ctx context.Context, communityID string, in Cat
 
 // lockCategory reads a live category for update.
 func lockCategory(ctx context.Context, tx *db.Tx, communityID, categoryID string) (Category, error) {
-	if err := checkID("Category", categoryID); err != nil {
+	if err := checkID("categoryID", categoryID); err != nil {
 		return Category{}, err
 	}
 	return scanCategory(tx.QueryRow(ctx, "SELECT doc FROM store_categories WHERE community_id = ? AND id = ? AND deleted_at IS NULL"+

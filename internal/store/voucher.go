@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,16 @@ func (s *Service) addVouchers(ctx context.Context, tx *db.Tx, communityID, produ
 		expires = exp.UnixMilli()
 	}
 	var dups []string
+	seen := make(map[string]bool, len(codes))
+	for _, c := range codes {
+		if seen[c] && !slices.Contains(dups, c) {
+			dups = append(dups, c)
+		}
+		seen[c] = true
+	}
+	if len(dups) > 0 {
+		return errs.Conflictf("Voucher code(s) sent twice: %s.", strings.Join(dups[:min(len(dups), 10)], ", "))
+	}
 	for start := 0; start < len(codes); start += voucherChunk {
 		chunk := codes[start:min(start+voucherChunk, len(codes))]
 		var b strings.Builder
