@@ -24,6 +24,14 @@ type BulkItem struct {
 	// ProductID is the product to change (bulk update only).
 	ProductID string
 	Input     ProductInput
+	// Errs are what parsing found wrong with this product, fields fully
+	// named; such a product is reported, not saved.
+	Errs []errs.FieldError
+}
+
+// addErr records a parse error of the item.
+func (it *BulkItem) addErr(field, format string, args ...any) {
+	it.Errs = append(it.Errs, errs.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 // prefixed copies err's field errors into v under label; other errors are
@@ -51,18 +59,18 @@ func ParseProductsJSON(raw []byte, update bool) ([]BulkItem, error) {
 	}
 	items := make([]BulkItem, 0, len(elems))
 	for i, el := range elems {
-		label := fmt.Sprintf("[%d]", i)
+		it := BulkItem{Label: fmt.Sprintf("[%d]", i)}
 		var in ProductUpdate
 		if err := json.Unmarshal(el, &in); err != nil {
 			var ute *json.UnmarshalTypeError
 			if errors.As(err, &ute) && ute.Field != "" {
-				v.Add(label+"."+ute.Field, "has the wrong type (%s where %s is expected)", ute.Value, ute.Type)
+				it.addErr(it.Label+"."+strings.TrimPrefix(ute.Field, "ProductInput."), "has the wrong type (%s where %s is expected)", ute.Value, ute.Type)
 			} else {
-				v.Add(label, "must be a product object")
+				it.addErr(it.Label, "must be a product object")
 			}
-			continue
 		}
-		items = append(items, BulkItem{Label: label, ProductID: in.ProductID, Input: in.ProductInput})
+		it.ProductID, it.Input = in.ProductID, in.ProductInput
+		items = append(items, it)
 	}
 	checkBulk(&v, items, update)
 	if err := v.Err(); err != nil {
@@ -80,8 +88,10 @@ func checkBulk(v *errs.Validator, items []BulkItem, update bool) {
 	if !update {
 		return
 	}
-	for _, it := range items {
-		v.Check(id.Valid(it.ProductID), it.Label+".productID", "is required and must be a 24-hex ObjectId")
+	for i := range items {
+		if !id.Valid(items[i].ProductID) {
+			items[i].addErr(items[i].Label+".productID", "is required and must be a 24-hex ObjectId")
+		}
 	}
 }
 
@@ -125,6 +135,12 @@ func (s *Service) bulk(ctx context.Context, communityID string, items []BulkItem
 			conflicts []string
 		)
 		for _, it := range items {
+			if len(it.Errs) > 0 {
+				for _, f := range it.Errs {
+					v.Add(f.Field, "%s", f.Message)
+				}
+				continue
+			}
 			p, err := save(tx, it)
 			if err == nil {
 				out = append(out, p)

@@ -351,22 +351,24 @@ func ParseProductsCSV(r io.Reader, update bool) ([]BulkItem, error) {
 		}
 		for i, cell := range rec {
 			cell = strings.TrimSpace(cell)
-			if i >= len(cols) || i == keyAt || cell == "" {
+			if i >= len(cols) || (update && i == keyAt) || cell == "" {
 				if i >= len(cols) && cell != "" {
 					v.Add(label, "has more cells than the header has columns")
 				}
 				continue
 			}
 			col := csvColumns[cols[i]]
+			item := &items[len(items)-1]
+			column := label + "." + strings.TrimSpace(header[i])
 			if !starts && col.kind == productCell {
-				v.Add(label+"."+header[i], "belongs on the product's first line (this line only adds a permission entry)")
+				item.addErr(column, "belongs on the product's first line (this line only adds a permission entry)")
 				continue
 			}
 			if col.kind == ruleCell {
 				row.hasRule = true
 			}
 			if msg := col.set(row, cell); msg != "" {
-				v.Add(label+"."+strings.TrimSpace(header[i]), "%s", msg)
+				item.addErr(column, "%s", msg)
 			}
 		}
 		owner := rows[len(rows)-1]
