@@ -320,11 +320,16 @@ func ParseProductsCSV(r io.Reader, update bool) ([]BulkItem, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
+			line := 0
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				line = pe.Line
+			}
 			v.Add(fmt.Sprintf("row %d", line), "is not valid CSV: %s", csvReason(err))
 			break
 		}
+		line, _ := cr.FieldPos(0)
 		if lines++; lines > maxCSVRows {
 			v.Add("file", "must hold at most %d lines", maxCSVRows)
 			break
