@@ -316,8 +316,8 @@ func TestStoreProducts(t *testing.T) {
 		"isProductAccessEnabled": true, "purchaseStatusOverrideName": "Approved",
 		"purchaseLimit": map[string]any{"isEnabled": true, "quantity": 3, "intervalCount": 1, "intervalUnit": "weeks"},
 		"availableFrom": "2026-01-01T00:00:00.000Z", "availableUntil": "2027-01-01T00:00:00.000Z",
-		"i18n":          map[string]any{"nameTranslations": []any{map[string]any{"lang": "th", "value": "บัตรพรีเมียม"}}},
-		"vouchers":      []string{"VOUCHER-001", "VOUCHER-002"}, "voucherExpireDate": expire,
+		"i18n":     map[string]any{"nameTranslations": []any{map[string]any{"lang": "th", "value": "บัตรพรีเมียม"}}},
+		"vouchers": []string{"VOUCHER-001", "VOUCHER-002"}, "voucherExpireDate": expire,
 	}}).Expect(t, 201)
 	voucher := res.String("data._id")
 	if res.String("message") != "Create product success." || res.String("data.type") != "voucher" || res.Get("data.stocks") != float64(2) ||
