@@ -38,24 +38,8 @@ func (s *Server) storeRoutes() {
 
 	s.handle("GET /products", famM, key, listScoped("Read products success.", st.Products))
 	s.handle("POST /products", famM, key, createOwn("Create product success.", st.CreateProduct))
-	s.handle("POST /products/bulk", famM, key, func(c *call) error {
-		list, err := bulkProducts(c, false, st.CreateProducts)
-		if err != nil {
-			return err
-		}
-		n := len(list)
-		success(c.w, c.fam, http.StatusCreated, "Create products success.", list, &Page{Created: &n})
-		return nil
-	})
-	s.handle("PUT /products/bulk", famM, key, func(c *call) error {
-		list, err := bulkProducts(c, true, st.UpdateProducts)
-		if err != nil {
-			return err
-		}
-		n := len(list)
-		success(c.w, c.fam, http.StatusOK, "Update products success.", list, &Page{Updated: &n})
-		return nil
-	})
+	s.handle("POST /products/bulk", famM, key, bulkProducts(false, http.StatusCreated, "Create products success.", st.CreateProducts))
+	s.handle("PUT /products/bulk", famM, key, bulkProducts(true, http.StatusOK, "Update products success.", st.UpdateProducts))
 	s.handle("GET /products/{productId}", famM, key, readByID("productId", "Read product success.", st.Product))
 	s.handle("PUT /products/{productId}", famM, key, updateByID("productId", "Update product success.", st.UpdateProduct))
 	s.handle("DELETE /products/{productId}", famM, key, deleteByID("productId", "Delete product success.", st.DeleteProduct))
@@ -164,41 +148,38 @@ func readByID[T any](param, message string, get func(ctx context.Context, commun
 	}
 }
 
+// writeOwn decodes a JSON body and applies it in the caller's community.
+func writeOwn[I, T any](c *call, status int, message string, apply func(community string, in I) (T, error)) error {
+	community, err := c.community()
+	if err != nil {
+		return err
+	}
+	var in I
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	v, err := apply(community, in)
+	if err != nil {
+		return err
+	}
+	return c.ok(status, message, v)
+}
+
 // createOwn serves a JSON create in the caller's community (201).
 func createOwn[I, T any](message string, create func(ctx context.Context, community string, in I) (T, error)) func(*call) error {
 	return func(c *call) error {
-		community, err := c.community()
-		if err != nil {
-			return err
-		}
-		var in I
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		v, err := create(c.r.Context(), community, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, message, v)
+		return writeOwn(c, http.StatusCreated, message, func(community string, in I) (T, error) {
+			return create(c.r.Context(), community, in)
+		})
 	}
 }
 
 // updateByID serves a JSON update of one record of the caller's community.
 func updateByID[I, T any](param, message string, update func(ctx context.Context, community, id string, in I) (T, error)) func(*call) error {
 	return func(c *call) error {
-		community, err := c.community()
-		if err != nil {
-			return err
-		}
-		var in I
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		v, err := update(c.r.Context(), community, c.r.PathValue(param), in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, message, v)
+		return writeOwn(c, http.StatusOK, message, func(community string, in I) (T, error) {
+			return update(c.r.Context(), community, c.r.PathValue(param), in)
+		})
 	}
 }
 
@@ -221,28 +202,42 @@ func deleteByID[T any](param, message string, del func(ctx context.Context, comm
 // csvTypes are the MIME types a bulk CSV upload may carry.
 var csvTypes = []string{"text/csv", "application/csv", "application/vnd.ms-excel"}
 
-// bulkProducts reads a bulk body, a raw JSON array or a multipart CSV in
-// the file field, and hands it to apply.
-func bulkProducts(c *call, update bool, apply func(ctx context.Context, community string, items []store.BulkItem) ([]store.Product, error)) ([]store.Product, error) {
-	community, err := c.community()
-	if err != nil {
-		return nil, err
-	}
-	var items []store.BulkItem
-	mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		items, err = bulkCSV(c, update)
-	} else {
-		var raw []byte
-		if raw, err = io.ReadAll(c.r.Body); err != nil {
-			return nil, bodyError(err)
+// bulkProducts serves a bulk write: the body is a raw JSON array or a
+// multipart CSV in the file field; meta.created or meta.updated counts the
+// products written.
+func bulkProducts(update bool, status int, message string,
+	apply func(ctx context.Context, community string, items []store.BulkItem) ([]store.Product, error)) func(*call) error {
+	return func(c *call) error {
+		community, err := c.community()
+		if err != nil {
+			return err
 		}
-		items, err = store.ParseProductsJSON(raw, update)
+		var items []store.BulkItem
+		mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+		if mt == "multipart/form-data" {
+			items, err = bulkCSV(c, update)
+		} else {
+			var raw []byte
+			if raw, err = io.ReadAll(c.r.Body); err != nil {
+				return bodyError(err)
+			}
+			items, err = store.ParseProductsJSON(raw, update)
+		}
+		if err != nil {
+			return err
+		}
+		list, err := apply(c.r.Context(), community, items)
+		if err != nil {
+			return err
+		}
+		n := len(list)
+		page := &Page{Created: &n}
+		if update {
+			page = &Page{Updated: &n}
+		}
+		success(c.w, c.fam, status, message, list, page)
+		return nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return apply(c.r.Context(), community, items)
 }
 
 // bulkCSV reads the CSV upload of a multipart bulk request.

@@ -104,15 +104,7 @@ func TestStoreConfig(t *testing.T) {
 		t.Fatalf("B sees A's update: %s", res.Body)
 	}
 
-	cases := []struct {
-		name       string
-		method     string
-		path       string
-		key        string
-		body       any
-		wantStatus int
-		wantFields []string
-	}{
+	runStoreCases(t, e, []storeCase{
 		{"no key", "GET", "/v1/stores", "", nil, 401, nil},
 		{"bad key", "PUT", "/v1/stores", strings.Repeat("cd", 32), map[string]any{"title": "x"}, 401, nil},
 		{"no store permission", "GET", "/v1/stores", noStore, nil, 403, nil},
@@ -130,18 +122,7 @@ func TestStoreConfig(t *testing.T) {
 			[]string{"currency.name", "currency.light"}},
 		{"wrong types", "PUT", "/v1/stores", keyA, map[string]any{"isEnabled": "yes", "title": 3}, 400, []string{"isEnabled", "title"}},
 		{"not an object", "PUT", "/v1/stores", keyA, "[]", 400, []string{"body"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body}).Expect(t, tc.wantStatus)
-			if res.Get("meta.status") != "error" || res.Get("meta.statusCode") != float64(tc.wantStatus) {
-				t.Fatalf("want error envelope: %s", res.Body)
-			}
-			if tc.wantFields != nil {
-				expectFields(t, res, tc.wantFields...)
-			}
-		})
-	}
+	})
 	// Failed updates changed nothing.
 	res = e.Do(apitest.Request{Method: "GET", Path: "/v1/stores", Key: keyA}).Expect(t, 200)
 	if res.String("data.title") != "Rewards Store" || res.String("data.widget.accessMode") != "development" {
@@ -236,15 +217,7 @@ func TestStoreCategories(t *testing.T) {
 	// B may use a name A uses.
 	e.Do(apitest.Request{Method: "POST", Path: "/v1/categories", Key: keyB, Body: map[string]any{"name": "Merch"}}).Expect(t, 201)
 
-	cases := []struct {
-		name       string
-		method     string
-		path       string
-		key        string
-		body       any
-		wantStatus int
-		wantFields []string
-	}{
+	runStoreCases(t, e, []storeCase{
 		{"no key", "GET", "/v1/categories", "", nil, 401, nil},
 		{"no store permission", "POST", "/v1/categories", noStore, map[string]any{"name": "X"}, 403, nil},
 		{"missing name", "POST", "/v1/categories", keyA, map[string]any{"viewType": "grid", "displayOrder": -1}, 400, []string{"name", "viewType", "displayOrder"}},
@@ -265,15 +238,7 @@ func TestStoreCategories(t *testing.T) {
 		{"bad paging", "GET", "/v1/categories?skip=-1&limit=101", keyA, nil, 400, []string{"skip", "limit"}},
 		{"bad userID", "GET", "/v1/categories?userID=me", keyA, nil, 400, []string{"userID"}},
 		{"several bad params", "GET", "/v1/categories?sort=x&fields=y&filter=z:1", keyA, nil, 400, []string{"sort", "fields", "filter"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body}).Expect(t, tc.wantStatus)
-			if tc.wantFields != nil {
-				expectFields(t, res, tc.wantFields...)
-			}
-		})
-	}
+	})
 
 	// Delete: refused while products are in it, then allowed.
 	prod := e.Do(apitest.Request{Method: "POST", Path: "/v1/products", Key: keyA, Body: map[string]any{"name": "Mug", "price": 10, "categoryID": ids[2]}}).Expect(t, 201)
@@ -396,15 +361,7 @@ func TestStoreProducts(t *testing.T) {
 	e.Do(apitest.Request{Method: "DELETE", Path: "/v1/products/" + voucher, Key: keyB}).Expect(t, 404)
 	expectFields(t, e.Do(apitest.Request{Method: "POST", Path: "/v1/products", Key: keyB, Body: map[string]any{"name": "X", "price": 1, "categoryID": cat}}).Expect(t, 400), "categoryID")
 
-	cases := []struct {
-		name       string
-		method     string
-		path       string
-		key        string
-		body       any
-		wantStatus int
-		wantFields []string
-	}{
+	runStoreCases(t, e, []storeCase{
 		{"no key", "POST", "/v1/products", "", map[string]any{"name": "X", "price": 1}, 401, nil},
 		{"no store permission", "GET", "/v1/products", noStore, nil, 403, nil},
 		{"missing name and price", "POST", "/v1/products", keyA, map[string]any{"description": "x"}, 400, []string{"name", "price"}},
@@ -428,15 +385,7 @@ func TestStoreProducts(t *testing.T) {
 		{"bad categoryID filter", "GET", "/v1/products?filter=categoryID:abc", keyA, nil, 400, []string{"filter"}},
 		{"bad sort", "GET", "/v1/products?sort=stocks:asc", keyA, nil, 400, []string{"sort"}},
 		{"bad lang", "GET", "/v1/products?lang=!!", keyA, nil, 400, []string{"lang"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body}).Expect(t, tc.wantStatus)
-			if tc.wantFields != nil {
-				expectFields(t, res, tc.wantFields...)
-			}
-		})
-	}
+	})
 
 	res = e.Do(apitest.Request{Method: "DELETE", Path: "/apis/products/" + voucher, Key: keyA}).Expect(t, 200)
 	if res.String("message") != "Delete product success." || res.String("data._id") != voucher {
@@ -448,6 +397,34 @@ func TestStoreProducts(t *testing.T) {
 		"store.product.updated", "store.product.created", "store.product.deleted"}
 	if got := storeEvents(t, e, a); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// storeCase is one failing call and what it must answer.
+type storeCase struct {
+	name       string
+	method     string
+	path       string
+	key        string
+	body       any
+	wantStatus int
+	wantFields []string
+}
+
+// runStoreCases runs each case: the status, the error envelope and, for a
+// 400, exactly the fields named.
+func runStoreCases(t *testing.T, e *apitest.Env, cases []storeCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.Do(apitest.Request{Method: tc.method, Path: tc.path, Key: tc.key, Body: tc.body}).Expect(t, tc.wantStatus)
+			if res.Get("meta.status") != "error" || res.Get("meta.statusCode") != float64(tc.wantStatus) {
+				t.Fatalf("want error envelope: %s", res.Body)
+			}
+			if tc.wantFields != nil {
+				expectFields(t, res, tc.wantFields...)
+			}
+		})
 	}
 }
 

@@ -163,15 +163,7 @@ func checkID(field, s string) error {
 
 // Category returns one category of the community.
 func (s *Service) Category(ctx context.Context, communityID, categoryID string, q Query) (Category, error) {
-	var v errs.Validator
-	categoryList.checkFields(&v, q)
-	if err := v.Err(); err != nil {
-		return Category{}, err
-	}
-	if err := CheckLang(q.Lang); err != nil {
-		return Category{}, err
-	}
-	if err := checkID("categoryID", categoryID); err != nil {
+	if err := categoryList.checkRead(q, "categoryID", categoryID); err != nil {
 		return Category{}, err
 	}
 	c, err := scanCategory(s.d.DB.QueryRow(ctx, "SELECT doc FROM store_categories WHERE community_id = ? AND id = ? AND deleted_at IS NULL",

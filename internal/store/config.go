@@ -368,7 +368,7 @@ func (c Config) Localize(lang string) Config {
 func configQuery(q Query) error {
 	var v errs.Validator
 	listSpec{selectable: ConfigFields}.checkFields(&v, q)
-	v.Check(q.Lang == "" || langRE.MatchString(q.Lang), "lang", "must be a language code such as en or pt-BR")
+	checkLang(&v, q.Lang)
 	return v.Err()
 }
 

@@ -439,15 +439,7 @@ func scanProduct(r interface{ Scan(...any) error }) (Product, error) {
 
 // Product returns one product of the community.
 func (s *Service) Product(ctx context.Context, communityID, productID string, q Query) (Product, error) {
-	var v errs.Validator
-	productList.checkFields(&v, q)
-	if err := v.Err(); err != nil {
-		return Product{}, err
-	}
-	if err := CheckLang(q.Lang); err != nil {
-		return Product{}, err
-	}
-	if err := checkID("productID", productID); err != nil {
+	if err := productList.checkRead(q, "productID", productID); err != nil {
 		return Product{}, err
 	}
 	p, err := scanProduct(s.d.DB.QueryRow(ctx, productSelect+" WHERE community_id = ? AND id = ? AND deleted_at IS NULL",

@@ -86,6 +86,16 @@ func (spec listSpec) checkFields(v *errs.Validator, q Query) {
 	}
 }
 
+// checkRead validates a read of one record: its projection, lang and the
+// path id (a 400 naming idField when malformed).
+func (spec listSpec) checkRead(q Query, idField, recordID string) error {
+	var v errs.Validator
+	spec.checkFields(&v, q)
+	checkLang(&v, q.Lang)
+	v.Check(id.Valid(recordID), idField, "must be a 24-hex ObjectId")
+	return v.Err()
+}
+
 // parse validates q against spec, naming every bad parameter, and returns
 // the WHERE additions (each starting with AND) and ORDER BY.
 func (spec listSpec) parse(q Query) (parsed, error) {
@@ -146,9 +156,7 @@ func (spec listSpec) parse(q Query) (parsed, error) {
 			}
 		}
 	}
-	if q.Lang != "" {
-		v.Check(langRE.MatchString(q.Lang), "lang", "must be a language code such as en or pt-BR")
-	}
+	checkLang(&v, q.Lang)
 	if q.UserID != "" {
 		if id.Valid(q.UserID) {
 			p.where += " AND is_archived = ?"

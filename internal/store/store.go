@@ -132,11 +132,9 @@ func translate(list []Translation, lang, fallback string) string {
 	return fallback
 }
 
-// CheckLang validates a lang query value ("" means none).
-func CheckLang(lang string) error {
-	var v errs.Validator
+// checkLang validates a lang query value ("" means none).
+func checkLang(v *errs.Validator, lang string) {
 	v.Check(lang == "" || langRE.MatchString(lang), "lang", "must be a language code such as en or pt-BR")
-	return v.Err()
 }
 
 // refList validates a list of readable references (role names, tag names,
