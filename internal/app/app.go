@@ -25,6 +25,7 @@ import (
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/role"
+	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 )
@@ -56,6 +57,7 @@ type App struct {
 	Users       *user.Store
 	Roles       *role.Service
 	UserFields  *userfield.Service
+	Store       *store.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -143,13 +145,14 @@ func (a *App) build(opts Options) error {
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
-		Grants: a.Roles, Roles: a.Roles,
+		Grants: a.Roles, Roles: a.Roles, UserFields: a.UserFields, Store: a.Store,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
-		UserFields: a.UserFields})
+	})
 	return nil
 }
 

@@ -119,18 +119,8 @@ func readOwn[T any](message string, get func(context.Context, string) (T, error)
 // updateOwn serves a JSON update of one document of the caller's community.
 func updateOwn[I, T any](message string, update func(context.Context, string, I) (T, error)) func(*call) error {
 	return func(c *call) error {
-		id, err := c.community()
-		if err != nil {
-			return err
-		}
-		var in I
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		v, err := update(c.r.Context(), id, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, message, v)
+		return writeOwn(c, http.StatusOK, message, func(id string, in I) (T, error) {
+			return update(c.r.Context(), id, in)
+		})
 	}
 }

@@ -20,11 +20,7 @@ import (
 func decodeJSON(r *http.Request, v any) error {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errs.New(errs.TooLarge, "Request body is larger than %d bytes.", mbe.Limit)
-		}
-		return errs.New(errs.Invalid, "Could not read the request body.")
+		return bodyError(err)
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
@@ -117,4 +113,13 @@ func describe(t reflect.Type) string {
 	default:
 		return fmt.Sprintf("a %s", t.Kind())
 	}
+}
+
+// bodyError classifies a failure to read the request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errs.New(errs.TooLarge, "Request body is larger than %d bytes.", mbe.Limit)
+	}
+	return errs.New(errs.Invalid, "Could not read the request body.")
 }

@@ -31,6 +31,9 @@ type Page struct {
 	Total *int   `json:"total,omitempty"`
 	After *int64 `json:"after,omitempty"`
 	Next  *int64 `json:"next,omitempty"`
+	// Created and Updated count what a bulk write created or changed.
+	Created *int `json:"created,omitempty"`
+	Updated *int `json:"updated,omitempty"`
 }
 
 type metaM struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/role"
+	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/userfield"
 )
 
@@ -29,6 +30,8 @@ type Deps struct {
 	Events      EventFeed
 	Roles       *role.Service
 	UserFields  *userfield.Service
+	// Store serves the rewards store catalogue.
+	Store *store.Service
 	// Sessions verifies signed-in users' session tokens.
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
@@ -95,4 +98,5 @@ func (s *Server) routes() {
 	s.eventRoutes()
 	s.roleRoutes()
 	s.userFieldRoutes()
+	s.storeRoutes()
 }
