@@ -13,6 +13,7 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/user"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -29,6 +30,12 @@ type Deps struct {
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
 	Grants Grants
+	// Accounts signs users up and in, runs Secure Auth and user API keys.
+	Accounts *auth.Accounts
+	// Users reads accounts (signed-in users' own records).
+	Users *user.Store
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -89,4 +96,5 @@ func (s *Server) routes() {
 	s.communityRoutes()
 	s.appearanceRoutes()
 	s.eventRoutes()
+	s.authRoutes()
 }
