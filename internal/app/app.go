@@ -158,7 +158,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
-		Grants:   a.Roles, Sessions: a.Sessions, Accounts: a.Accounts, Users: a.Users, TrustProxy: a.Config.TrustProxy,
+		Grants: a.Roles, Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 	})
 	return nil

@@ -13,7 +13,6 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
-	"github.com/rallyhq/rally/internal/user"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -32,8 +31,6 @@ type Deps struct {
 	Grants Grants
 	// Accounts signs users up and in, runs Secure Auth and user API keys.
 	Accounts *auth.Accounts
-	// Users reads accounts (signed-in users' own records).
-	Users *user.Store
 	// TrustProxy takes the client address from X-Forwarded-For.
 	TrustProxy bool
 	// Registry receives the HTTP metrics and is served at /metrics.
