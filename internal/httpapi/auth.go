@@ -76,40 +76,22 @@ func (s *Server) clientAddr(r *http.Request) string {
 // (AU12-AU15).
 func (s *Server) authRoutes() {
 	system := partner("").legacy()
-	s.handle("POST /auth/register", famM, system, func(c *call) error {
-		var in auth.RegisterInput
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		u, err := s.Accounts.Register(c.r.Context(), c.key.CommunityID, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Register user success.", viewUser(u))
-	})
-	s.handle("POST /auth/verify-email", famM, system, func(c *call) error {
-		var in auth.VerifyInput
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		u, err := s.Accounts.VerifyEmail(c.r.Context(), c.key.CommunityID, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Verify email success.", viewUser(u))
-	})
-	s.handle("POST /auth/login", famM, system, func(c *call) error {
-		var in auth.LoginInput
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		out, err := s.Accounts.Login(c.r.Context(), c.key.CommunityID, in, s.clientAddr(c.r))
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Login success.", signedIn{Token: out.Token, SessionID: out.Session.TokenID,
-			ExpiresAt: jsonx.At(out.Session.ExpiresAt), User: viewUser(out.User)})
-	})
+	s.handle("POST /auth/register", famM, system, withBody(http.StatusCreated, "Register user success.",
+		func(c *call, in auth.RegisterInput) (any, error) {
+			u, err := s.Accounts.Register(c.r.Context(), c.key.CommunityID, in)
+			return viewUser(u), err
+		}))
+	s.handle("POST /auth/verify-email", famM, system, withBody(http.StatusOK, "Verify email success.",
+		func(c *call, in auth.VerifyInput) (any, error) {
+			u, err := s.Accounts.VerifyEmail(c.r.Context(), c.key.CommunityID, in)
+			return viewUser(u), err
+		}))
+	s.handle("POST /auth/login", famM, system, withBody(http.StatusOK, "Login success.",
+		func(c *call, in auth.LoginInput) (any, error) {
+			out, err := s.Accounts.Login(c.r.Context(), c.key.CommunityID, in, s.clientAddr(c.r))
+			return signedIn{Token: out.Token, SessionID: out.Session.TokenID, ExpiresAt: jsonx.At(out.Session.ExpiresAt),
+				User: viewUser(out.User)}, err
+		}))
 	s.handle("POST /auth/logout", famM, userToken(), func(c *call) error {
 		if err := s.Accounts.SignOut(c.r.Context(), *c.session, false); err != nil {
 			return err
@@ -126,6 +108,22 @@ func (s *Server) authRoutes() {
 	s.handleRaw("GET /v2/app/loginApi/{apiKey}/2", famR, public(), s.secureAuthLogin)
 	s.userKeyRoutes()
 	s.communityKeyRoutes()
+}
+
+// withBody serves a route that decodes a JSON body into I and answers
+// run's result with status.
+func withBody[I any](status int, message string, run func(*call, I) (any, error)) func(*call) error {
+	return func(c *call) error {
+		var in I
+		if err := c.decode(&in); err != nil {
+			return err
+		}
+		out, err := run(c, in)
+		if err != nil {
+			return err
+		}
+		return c.ok(status, message, out)
+	}
 }
 
 // secureAuth is AU1/AU5: the partner's backend trades its API key (apiKey

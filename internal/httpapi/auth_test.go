@@ -280,9 +280,9 @@ func TestSessionRevocation(t *testing.T) {
 	me(t4).Expect(t, 200)
 	// Tampered, wrong-shape and unsigned tokens fail.
 	parts := strings.Split(t4, ".")
-	me(parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))).Expect(t, 401)
+	me(parts[0]+"."+parts[1]+"."+strings.Repeat("A", len(parts[2]))).Expect(t, 401)
 	me("a.b.c").Expect(t, 401)
-	me(parts[0] + "." + parts[1] + ".").Expect(t, 401)
+	me(parts[0]+"."+parts[1]+".").Expect(t, 401)
 	e.Do(apitest.Request{Method: "POST", Path: "/v1/auth/logout"}).Expect(t, 401)
 	e.Clock.Advance(auth.SessionLifetime + time.Second)
 	if res := me(t4).Expect(t, 401); !strings.Contains(res.String("message"), "expired") {
