@@ -64,6 +64,13 @@ func Contract() (*openapi3.T, error) {
 // New starts Rally on a fresh database with background workers running.
 func New(t testing.TB) *Env {
 	t.Helper()
+	return NewWith(t, nil)
+}
+
+// NewWith is New with the configuration adjusted by tune (nil: defaults),
+// e.g. to point RALLY_SMTP_URL at a mailtest server.
+func NewWith(t testing.TB, tune func(*config.Config)) *Env {
+	t.Helper()
 	d, err := Contract()
 	if err != nil {
 		t.Fatalf("api/openapi.yaml: %v", err)
@@ -71,6 +78,9 @@ func New(t testing.TB) *Env {
 	cfg := config.Default()
 	cfg.DSN = dbtest.DSN(t)
 	cfg.AccessLog = false
+	if tune != nil {
+		tune(&cfg)
+	}
 	clk := clock.NewManual(time.Now().UTC().Truncate(time.Millisecond))
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, nil, app.Options{Clock: clk, PollInterval: 50 * time.Millisecond})
@@ -122,7 +132,7 @@ func (e *Env) Member(communityID, name string, o user.MemberOptions) user.User {
 	var u user.User
 	err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
 		var err error
-		if u, err = e.App.Users.CreateAccountTx(ctx, tx, user.NewAccount{Email: name + "@example.com", Username: name}); err != nil {
+		if u, err = e.App.Users.CreateAccountTx(ctx, tx, user.NewAccount{Email: name + "@example.com", Username: name, DisplayName: name}); err != nil {
 			return err
 		}
 		_, err = e.App.Users.AddMemberTx(ctx, tx, communityID, u, o)
@@ -132,6 +142,23 @@ func (e *Env) Member(communityID, name string, o user.MemberOptions) user.User {
 		e.T.Fatalf("create member %s: %v", name, err)
 	}
 	return u
+}
+
+// SignIn opens a real session for the existing member of communityID with
+// this email (through the sign-in service, no password needed) and returns
+// its session token, for Request.Key.
+func (e *Env) SignIn(communityID, email string) string {
+	e.T.Helper()
+	ctx := context.Background()
+	u, err := e.App.Users.Find(ctx, email, user.ByEmail)
+	if err != nil {
+		e.T.Fatalf("sign in %s: %v", email, err)
+	}
+	out, err := e.App.Accounts.IssueFor(ctx, communityID, u.ID)
+	if err != nil {
+		e.T.Fatalf("sign in %s: %v", email, err)
+	}
+	return out.Token
 }
 
 // Response is a received answer, decoded.
@@ -182,7 +209,10 @@ func (e *Env) Do(req Request) *Response {
 	for k, v := range req.Headers {
 		hr.Header.Set(k, v)
 	}
-	res, err := e.Server.Client().Do(hr)
+	// Redirects are answers to check, not to follow.
+	client := *e.Server.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err := client.Do(hr)
 	if err != nil {
 		e.T.Fatalf("%s %s: %v", req.Method, req.Path, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/jobs"
+	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -58,6 +59,9 @@ type App struct {
 	Roles       *role.Service
 	UserFields  *userfield.Service
 	Store       *store.Service
+	Sessions    *auth.Sessions
+	Accounts    *auth.Accounts
+	Mail        *mail.Mailer
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -92,7 +96,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options
 		d.Close()
 		return nil, err
 	}
-	if err := a.build(opts); err != nil {
+	if err := a.build(ctx, opts); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -126,7 +130,7 @@ func EnsureSchema(ctx context.Context, d *db.DB, allowUpgrade bool) ([]string, e
 	return append(applied, queueApplied...), nil
 }
 
-func (a *App) build(opts Options) error {
+func (a *App) build(ctx context.Context, opts Options) error {
 	q, err := jobs.New(jobs.Config{DB: a.DB, Logger: a.Log.With("component", "jobs"), PollInterval: opts.PollInterval})
 	if err != nil {
 		return err
@@ -146,11 +150,22 @@ func (a *App) build(opts Options) error {
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
+	if a.Mail, err = mail.New(mail.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "mail"), SMTPURL: a.Config.SMTPURL}); err != nil {
+		return err
+	}
+	if a.Sessions, err = auth.NewSessions(ctx, auth.SessionDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox}); err != nil {
+		return err
+	}
+	if a.Accounts, err = auth.NewAccounts(auth.AccountsDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Queue: q, Logger: a.Log,
+		Users: a.Users, Keys: a.Keys, Sessions: a.Sessions, Mail: a.Mail, Hosts: a.Communities}); err != nil {
+		return err
+	}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
 		Grants: a.Roles, Roles: a.Roles, UserFields: a.UserFields, Store: a.Store,
+		Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 	})
 	return nil

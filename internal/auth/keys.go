@@ -45,6 +45,10 @@ type Key struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LastUsedAt   *time.Time
+	// UserID is the owner of a user key ("" for other kinds).
+	UserID string
+	// ChannelIDs limits a user key to these channels (empty: every channel).
+	ChannelIDs []string
 }
 
 // Has reports whether the key holds permission p (aliases resolved).
@@ -97,6 +101,14 @@ type NewKey struct {
 	Permissions []string
 	// ExpireDays is the lifetime in days; 0 means the key never expires.
 	ExpireDays int
+	// ExpireAt, when set, is the expiry instead of ExpireDays from now.
+	ExpireAt *time.Time
+	// UserID owns a user key.
+	UserID string
+	// ChannelIDs limits a user key to some channels.
+	ChannelIDs []string
+	// Inactive creates the key disabled.
+	Inactive bool
 }
 
 // lastUsedEvery bounds how often a key's last-used time is written, so
@@ -106,16 +118,27 @@ const lastUsedEvery = time.Minute
 // maxExpireDays bounds a key's lifetime (ten years).
 const maxExpireDays = 3650
 
-// ValidateNewKey checks a key request, naming every offending field.
+// ValidateNewKey checks a partner key request, naming every offending field.
 func ValidateNewKey(n *NewKey) error {
 	var v errs.Validator
+	validateNewKey(&v, n, CanonicalPermission)
+	return v.Err()
+}
+
+func validateNewKey(v *errs.Validator, n *NewKey, canonical func(string) (string, bool)) {
 	n.Name = strings.TrimSpace(n.Name)
 	v.Check(n.Name != "" && len(n.Name) <= 100, "name", "must be 1 to 100 characters")
 	v.Check(n.ExpireDays >= 0 && n.ExpireDays <= maxExpireDays, "expirePeriod", "must be between 0 (never) and %d days", maxExpireDays)
+	n.Permissions = canonicalList(v, n.Permissions, canonical)
+}
+
+// canonicalList resolves permission identifiers, dropping duplicates and
+// naming unknown ones.
+func canonicalList(v *errs.Validator, in []string, canonical func(string) (string, bool)) []string {
 	seen := map[string]bool{}
-	var perms []string
-	for _, p := range n.Permissions {
-		c, ok := CanonicalPermission(strings.TrimSpace(p))
+	perms := []string{}
+	for _, p := range in {
+		c, ok := canonical(strings.TrimSpace(p))
 		if !ok {
 			v.Add("permissions", "unknown permission %q", p)
 			continue
@@ -125,8 +148,7 @@ func ValidateNewKey(n *NewKey) error {
 			perms = append(perms, c)
 		}
 	}
-	n.Permissions = perms
-	return v.Err()
+	return perms
 }
 
 // CreateTx creates a partner key inside tx and returns it with its secret,
@@ -169,28 +191,30 @@ func (s *Keys) insert(ctx context.Context, tx *db.Tx, kind string, n NewKey) (Ke
 	now := s.d.Clock.Now()
 	k := Key{
 		ID: id.New(now), CommunityID: n.CommunityID, Kind: kind, Name: n.Name, Prefix: secret[:8],
-		Permissions: n.Permissions, ExpirePeriod: n.ExpireDays, IsActive: true,
-		CreatedAt: now, UpdatedAt: now,
+		Permissions: n.Permissions, ExpirePeriod: n.ExpireDays, IsActive: !n.Inactive,
+		CreatedAt: now, UpdatedAt: now, UserID: n.UserID, ChannelIDs: n.ChannelIDs,
 	}
 	if k.Permissions == nil {
 		k.Permissions = []string{}
 	}
-	var expireAt *int64
-	if n.ExpireDays > 0 {
+	if k.ChannelIDs == nil {
+		k.ChannelIDs = []string{}
+	}
+	switch {
+	case n.ExpireAt != nil:
+		t := n.ExpireAt.UTC()
+		k.ExpireDate = &t
+	case n.ExpireDays > 0:
 		t := now.AddDate(0, 0, n.ExpireDays)
 		k.ExpireDate = &t
-		ms := t.UnixMilli()
-		expireAt = &ms
 	}
 	perms, _ := json.Marshal(k.Permissions)
-	var community *string
-	if n.CommunityID != "" {
-		community = &n.CommunityID
-	}
+	channels, _ := json.Marshal(k.ChannelIDs)
 	_, err = tx.Exec(ctx, `INSERT INTO api_keys (id, community_id, kind, name, key_hash, key_prefix, permissions,
-		expire_period, expire_at, is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, community, kind, k.Name, hashSecret(secret), k.Prefix, string(perms), n.ExpireDays, expireAt, true,
-		now.UnixMilli(), now.UnixMilli())
+		expire_period, expire_at, is_active, created_at, updated_at, user_id, channel_ids)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, nullable(n.CommunityID), kind, k.Name, hashSecret(secret), k.Prefix, string(perms), n.ExpireDays,
+		millis(k.ExpireDate), k.IsActive, now.UnixMilli(), now.UnixMilli(), nullable(n.UserID), string(channels))
 	if err != nil {
 		return Key{}, "", fmt.Errorf("insert api key: %w", err)
 	}
@@ -313,29 +337,49 @@ func LooksLikeKey(s string) bool {
 	return err == nil
 }
 
-const keyColumns = "id, community_id, kind, name, key_prefix, permissions, expire_period, expire_at, is_active, created_at, updated_at, last_used_at"
+const keyColumns = "id, community_id, kind, name, key_prefix, permissions, expire_period, expire_at, is_active, created_at, updated_at, last_used_at, user_id, channel_ids"
+
+// nullable stores "" as NULL.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// millis stores a time as Unix milliseconds (nil stays NULL).
+func millis(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	ms := t.UnixMilli()
+	return &ms
+}
 
 type scanner interface{ Scan(...any) error }
 
 func scanKey(r scanner, extra ...any) (Key, error) {
 	var (
 		k                  Key
-		community          sql.NullString
-		perms              string
+		community, owner   sql.NullString
+		perms, channels    string
 		expireAt, lastUsed sql.NullInt64
 		created, updated   int64
 	)
 	dest := append(extra, &k.ID, &community, &k.Kind, &k.Name, &k.Prefix, &perms, &k.ExpirePeriod, &expireAt,
-		&k.IsActive, &created, &updated, &lastUsed)
+		&k.IsActive, &created, &updated, &lastUsed, &owner, &channels)
 	if err := r.Scan(dest...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Key{}, err
 		}
 		return Key{}, fmt.Errorf("scan api key: %w", err)
 	}
-	k.CommunityID = community.String
+	k.CommunityID, k.UserID = community.String, owner.String
 	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
 		return Key{}, fmt.Errorf("api key %s permissions: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(channels), &k.ChannelIDs); err != nil {
+		return Key{}, fmt.Errorf("api key %s channels: %w", k.ID, err)
 	}
 	k.CreatedAt, k.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	if expireAt.Valid {
@@ -366,5 +410,9 @@ func hashSecret(secret string) string {
 
 // keyEvent is the payload of key events: never the secret or its hash.
 func keyEvent(k Key) map[string]any {
-	return map[string]any{"_id": k.ID, "name": k.Name, "permissions": k.Permissions, "isActive": k.IsActive}
+	ev := map[string]any{"_id": k.ID, "kind": k.Kind, "name": k.Name, "permissions": k.Permissions, "isActive": k.IsActive}
+	if k.UserID != "" {
+		ev["userId"] = k.UserID
+	}
+	return ev
 }

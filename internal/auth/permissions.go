@@ -31,3 +31,19 @@ func CanonicalPermission(p string) (string, bool) {
 	}
 	return p, slices.Contains(Permissions, p)
 }
+
+// UserPermissions is the catalogue of permissions a user API key can hold
+// (the User Api Key docs' identifiers): a user key acts as its owner, so it
+// can only be narrowed to what the owner may do with their own data.
+// `sendMessages` is accepted as an alias of `sendMessage`. The contract
+// lists the same values (components.schemas.UserPermission).
+var UserPermissions = []string{"sendMessage", "readOwnProfile", "updateOwnProfile", "readOwnMessages"}
+
+// CanonicalUserPermission returns the user-key catalogue identifier for p
+// (resolving aliases) and whether p is known.
+func CanonicalUserPermission(p string) (string, bool) {
+	if a, ok := aliases[p]; ok {
+		p = a
+	}
+	return p, slices.Contains(UserPermissions, p)
+}

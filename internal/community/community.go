@@ -220,11 +220,23 @@ func (s *Service) Get(ctx context.Context, communityID string) (Community, error
 // List returns communities oldest first, skipping skip and at most limit,
 // with the total count.
 func (s *Service) List(ctx context.Context, skip, limit int) ([]Community, int, error) {
+	return s.list(ctx, "", nil, skip, limit)
+}
+
+// ListForMember is List restricted to the communities userID is a live
+// (joined, not deleted) member of.
+func (s *Service) ListForMember(ctx context.Context, userID string, skip, limit int) ([]Community, int, error) {
+	return s.list(ctx, " WHERE id IN (SELECT community_id FROM members WHERE user_id = ? AND joined = ? AND deleted_at IS NULL)",
+		[]any{userID, true}, skip, limit)
+}
+
+func (s *Service) list(ctx context.Context, where string, args []any, skip, limit int) ([]Community, int, error) {
 	var total int
-	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM communities").Scan(&total); err != nil {
+	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM communities"+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count communities: %w", err)
 	}
-	rows, err := s.d.DB.Query(ctx, "SELECT "+communityColumns+" FROM communities ORDER BY created_at, id LIMIT ? OFFSET ?", limit, skip)
+	rows, err := s.d.DB.Query(ctx, "SELECT "+communityColumns+" FROM communities"+where+" ORDER BY created_at, id LIMIT ? OFFSET ?",
+		append(args, limit, skip)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list communities: %w", err)
 	}
@@ -238,6 +250,21 @@ func (s *Service) List(ctx context.Context, skip, limit int) ([]Community, int, 
 		out = append(out, c)
 	}
 	return out, total, rows.Err()
+}
+
+// HostNames returns the host names a community answers at, lowercase: its
+// custom domain, when set, and its uri (Secure Auth checks the partner's
+// hostname against them).
+func (s *Service) HostNames(ctx context.Context, communityID string) ([]string, error) {
+	c, err := s.Get(ctx, communityID)
+	if err != nil {
+		return nil, err
+	}
+	hosts := []string{strings.ToLower(c.URI)}
+	if c.Domain != nil {
+		hosts = append(hosts, strings.ToLower(*c.Domain))
+	}
+	return hosts, nil
 }
 
 // Update applies a partial update of name, uri and domain. Names, URIs and

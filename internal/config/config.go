@@ -35,6 +35,15 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (RALLY_MAX_BODY_BYTES).
 	MaxBodyBytes int64
+	// SMTPURL sends mail (verification codes) through an SMTP server
+	// (RALLY_SMTP_URL): smtp://user:pass@host:port?from=addr, STARTTLS when
+	// offered, or smtps:// for TLS from the start. Empty: messages are
+	// logged and kept in the mail_outbox table.
+	SMTPURL string
+	// TrustProxy takes the client address for login rate limits from the
+	// first X-Forwarded-For entry (RALLY_TRUST_PROXY); set it only behind a
+	// proxy that overwrites that header.
+	TrustProxy bool
 }
 
 // Default is the configuration with no flags and no environment.
@@ -58,7 +67,8 @@ func FromEnv() (Config, error) {
 	str("RALLY_DB", &c.DSN)
 	str("RALLY_ADMIN_KEY_FILE", &c.AdminKeyFile)
 	str("RALLY_LOG_LEVEL", &c.LogLevel)
-	for name, dst := range map[string]*bool{"RALLY_MIGRATE": &c.Migrate, "RALLY_ACCESS_LOG": &c.AccessLog} {
+	str("RALLY_SMTP_URL", &c.SMTPURL)
+	for name, dst := range map[string]*bool{"RALLY_MIGRATE": &c.Migrate, "RALLY_ACCESS_LOG": &c.AccessLog, "RALLY_TRUST_PROXY": &c.TrustProxy} {
 		if v, ok := os.LookupEnv(name); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -92,6 +102,8 @@ func (c *Config) ServeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (RALLY_LOG_LEVEL)")
 	fs.BoolVar(&c.AccessLog, "access-log", c.AccessLog, "log one line per request (RALLY_ACCESS_LOG)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+	fs.StringVar(&c.SMTPURL, "smtp-url", c.SMTPURL, "send mail through smtp://user:pass@host:port?from=addr (RALLY_SMTP_URL; default: log it and keep it in mail_outbox)")
+	fs.BoolVar(&c.TrustProxy, "trust-proxy", c.TrustProxy, "take the client address from X-Forwarded-For (RALLY_TRUST_PROXY)")
 }
 
 // DatabaseDSN is the DSN to open: DSN, or SQLite inside DataDir.

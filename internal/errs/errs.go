@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind classifies an error for callers that must react to it.
@@ -32,6 +33,9 @@ type Error struct {
 	Fields []FieldError
 	// Err is the underlying cause, kept for logs, never shown to callers.
 	Err error
+	// RetryAfter tells a RateLimited caller when to try again (sent as the
+	// Retry-After header, in whole seconds).
+	RetryAfter time.Duration
 }
 
 // FieldError names one offending input field and what is wrong with it.

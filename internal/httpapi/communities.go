@@ -64,12 +64,19 @@ func (s *Server) communityRoutes() {
 		}
 		return c.ok(http.StatusCreated, "Create community success.", createdCommunity{Community: com, APIKey: viewKey(key, secret)})
 	})
-	s.handle("GET /management/communities", famM, platformAdmin(), func(c *call) error {
+	s.handle("GET /management/communities", famM, platformAdmin().orUser(), func(c *call) error {
 		skip, limit, err := offsetPage(c.r)
 		if err != nil {
 			return err
 		}
-		list, total, err := s.Communities.List(c.r.Context(), skip, limit)
+		// A signed-in user sees the communities they belong to; the
+		// platform-admin key sees every one.
+		list, total, err := func() ([]community.Community, int, error) {
+			if c.session != nil {
+				return s.Communities.ListForMember(c.r.Context(), c.session.UserID, skip, limit)
+			}
+			return s.Communities.List(c.r.Context(), skip, limit)
+		}()
 		if err != nil {
 			return err
 		}

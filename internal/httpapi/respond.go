@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -21,6 +22,9 @@ const (
 	famS
 	// famL is the legacy envelope {meta:{success,message,devMessage},body}.
 	famL
+	// famR is Secure Auth's documented special body: success writes data as
+	// it is, errors are {"error":true,"message":...}.
+	famR
 )
 
 // Page is the paging a list response reports in its envelope.
@@ -63,6 +67,12 @@ type metaL struct {
 	*Page
 }
 
+type bodyR struct {
+	Error   bool              `json:"error"`
+	Message string            `json:"message"`
+	Errors  []errs.FieldError `json:"errors,omitempty"`
+}
+
 type bodyL struct {
 	Meta   metaL             `json:"meta"`
 	Body   any               `json:"body"`
@@ -90,6 +100,8 @@ func success(w http.ResponseWriter, f family, status int, message string, data a
 		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
 	case famL:
 		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message, Page: page}, Body: data})
+	case famR:
+		writeJSON(w, status, data)
 	default:
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
 	}
@@ -106,6 +118,8 @@ func failure(w http.ResponseWriter, f family, status int, message string, fields
 			dev += " " + fe.Field + ": " + fe.Message + "."
 		}
 		writeJSON(w, status, bodyL{Meta: metaL{Success: false, Message: message, DevMessage: dev}, Errors: fields})
+	case famR:
+		writeJSON(w, status, bodyR{Error: true, Message: message, Errors: fields})
 	default:
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "error", StatusCode: status}, Message: message, Errors: fields})
 	}
@@ -143,6 +157,9 @@ func fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, f family, er
 		log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "error", err.Error())
 		failure(w, f, http.StatusInternalServerError, "Internal server error.", nil)
 		return
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	failure(w, f, statusOf(e.Kind), e.Message, e.Fields)
 }

@@ -36,6 +36,10 @@ type Deps struct {
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
 	Grants Grants
+	// Accounts signs users up and in, runs Secure Auth and user API keys.
+	Accounts *auth.Accounts
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -99,4 +103,5 @@ func (s *Server) routes() {
 	s.roleRoutes()
 	s.userFieldRoutes()
 	s.storeRoutes()
+	s.authRoutes()
 }

@@ -20,23 +20,9 @@ import (
 
 // member creates an account and makes it a live member of community,
 // returning the user's _id.
-func member(t *testing.T, e *apitest.Env, communityID, name string) string {
+func fieldMember(t *testing.T, e *apitest.Env, communityID, name string) string {
 	t.Helper()
-	ctx := context.Background()
-	var userID string
-	err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
-		u, err := e.App.Users.CreateAccountTx(ctx, tx, user.NewAccount{Email: name + "@example.com", Username: name, DisplayName: name})
-		if err != nil {
-			return err
-		}
-		userID = u.ID
-		_, err = e.App.Users.AddMemberTx(ctx, tx, communityID, u, user.MemberOptions{AccessLevel: 1, Joined: true})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("create member %s: %v", name, err)
-	}
-	return userID
+	return e.Member(communityID, name, user.MemberOptions{AccessLevel: 1, Joined: true}).ID
 }
 
 // createField makes a field through the API and returns its _id.
@@ -226,7 +212,7 @@ func TestUserFieldDefinitions(t *testing.T) {
 func TestUserFieldTypeChangesGuardValues(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Gamma", "gamma")
-	uid := member(t, e, a, "gina")
+	uid := fieldMember(t, e, a, "gina")
 	base := "/v1/communities/" + a + "/user-fields/"
 	createField(t, e, a, key, map[string]any{"field": "bio", "name": "Bio", "type": "single-line-text"})
 	createField(t, e, a, key, map[string]any{"field": "tier", "name": "Tier", "type": "select", "options": []string{"Gold", "Silver"}})
@@ -262,9 +248,9 @@ func TestUserFieldValuesAndHistories(t *testing.T) {
 	a, keyA := e.Community("Delta", "delta")
 	b, keyB := e.Community("Epsilon", "epsilon")
 	_, noPerm := keyWith(t, e, a, 0, "getUserData")
-	ann := member(t, e, a, "ann")
-	bob := member(t, e, a, "bob")
-	bea := member(t, e, b, "bea")
+	ann := fieldMember(t, e, a, "ann")
+	bob := fieldMember(t, e, a, "bob")
+	bea := fieldMember(t, e, b, "bea")
 	level := createField(t, e, a, keyA, map[string]any{"field": "level", "name": "Level", "type": "number"})
 	createField(t, e, a, keyA, map[string]any{"field": "vip", "name": "VIP", "type": "boolean"})
 	createField(t, e, a, keyA, map[string]any{"field": "nick", "name": "Nick", "type": "text", "required": true})
@@ -432,7 +418,7 @@ func TestUserFieldValuesAndHistories(t *testing.T) {
 func TestUserFieldValueTypes(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Zeta", "zeta")
-	uid := member(t, e, a, "zed")
+	uid := fieldMember(t, e, a, "zed")
 	for _, f := range []map[string]any{
 		{"field": "t", "name": "T", "type": "single-line-text"},
 		{"field": "m", "name": "M", "type": "multi-line-text"},
@@ -500,7 +486,7 @@ func TestUserFieldValueTypes(t *testing.T) {
 func TestSetValuesTx(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Eta", "eta")
-	uid := member(t, e, a, "eve")
+	uid := fieldMember(t, e, a, "eve")
 	createField(t, e, a, key, map[string]any{"field": "score", "name": "Score", "type": "number"})
 	createField(t, e, a, key, map[string]any{"field": "joined", "name": "Joined", "type": "date"})
 	uf := e.App.UserFields
@@ -574,7 +560,7 @@ func errFields(err error) []string {
 func TestUserFieldConcurrentWrites(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Theta", "theta")
-	uid := member(t, e, a, "tess")
+	uid := fieldMember(t, e, a, "tess")
 	createField(t, e, a, key, map[string]any{"field": "score", "name": "Score", "type": "number"})
 	path := "/v1/communities/" + a + "/users/" + uid + "/user-field-histories"
 
