@@ -23,9 +23,11 @@ import (
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/httpapi"
+	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/user"
+	"github.com/rallyhq/rally/internal/wallet"
 )
 
 // Options tune how an App is built; the zero value is production.
@@ -54,6 +56,8 @@ type App struct {
 	Communities *community.Service
 	Users       *user.Store
 	Roles       *role.Service
+	Wallet      *wallet.Service
+	Idempotency *idem.Keeper
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -140,12 +144,17 @@ func (a *App) build(opts Options) error {
 	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.Wallet = wallet.NewService(wallet.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
+		return err
+	}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
 		Grants:   a.Roles,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
+		Wallet: a.Wallet, Idempotency: a.Idempotency,
 	})
 	return nil
 }

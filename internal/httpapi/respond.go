@@ -25,12 +25,13 @@ const (
 
 // Page is the paging a list response reports in its envelope.
 type Page struct {
-	Skip  *int   `json:"skip,omitempty"`
-	Page  *int   `json:"page,omitempty"`
-	Limit *int   `json:"limit,omitempty"`
-	Total *int   `json:"total,omitempty"`
-	After *int64 `json:"after,omitempty"`
-	Next  *int64 `json:"next,omitempty"`
+	Skip   *int   `json:"skip,omitempty"`
+	Page   *int   `json:"page,omitempty"`
+	Limit  *int   `json:"limit,omitempty"`
+	Total  *int   `json:"total,omitempty"`
+	After  *int64 `json:"after,omitempty"`
+	Before *int64 `json:"before,omitempty"`
+	Next   *int64 `json:"next,omitempty"`
 }
 
 type metaM struct {
@@ -71,6 +72,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"message":"response encoding failed"}`, http.StatusInternalServerError)
 		return
 	}
+	writeBody(w, status, b)
+}
+
+// writeBody writes an encoded JSON body with status.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
@@ -80,13 +86,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // success writes a success body of family f. data may be nil only where the
 // family's documented body has no data.
 func success(w http.ResponseWriter, f family, status int, message string, data any, page *Page) {
+	writeJSON(w, status, successBody(f, status, message, data, page))
+}
+
+// successBody is the success body of family f, ready to encode.
+func successBody(f family, status int, message string, data any, page *Page) any {
 	switch f {
 	case famS:
-		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
+		return bodyS{Status: "success", Message: message, Data: data}
 	case famL:
-		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data})
+		return bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data}
 	default:
-		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
+		return bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data}
 	}
 }
 

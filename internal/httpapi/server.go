@@ -13,6 +13,8 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/wallet"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -29,6 +31,10 @@ type Deps struct {
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
 	Grants Grants
+	// Wallet moves and reads members' currency balances.
+	Wallet *wallet.Service
+	// Idempotency records the answers of value-moving writes (Idempotency-Key).
+	Idempotency *idem.Keeper
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -89,4 +95,5 @@ func (s *Server) routes() {
 	s.communityRoutes()
 	s.appearanceRoutes()
 	s.eventRoutes()
+	s.walletRoutes()
 }
