@@ -11,28 +11,8 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally/internal/apitest"
-	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/user"
 )
-
-// newMember creates an account and makes it a joined member of community.
-func newMember(t *testing.T, e *apitest.Env, communityID, name string) user.User {
-	t.Helper()
-	ctx := context.Background()
-	var u user.User
-	err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
-		var err error
-		if u, err = e.App.Users.CreateAccountTx(ctx, tx, user.NewAccount{Email: name + "@example.com", Username: name}); err != nil {
-			return err
-		}
-		_, err = e.App.Users.AddMemberTx(ctx, tx, communityID, u, user.MemberOptions{AccessLevel: 1, Joined: true})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("create member %s: %v", name, err)
-	}
-	return u
-}
 
 // walletPath is the canonical path of u's wallet, plus suffix.
 func walletPath(u user.User, suffix string) string { return "/v1/users/" + u.ID + "/wallet" + suffix }
@@ -68,7 +48,7 @@ func ledgerSums(t *testing.T, e *apitest.Env, communityID string, u user.User) i
 func TestWalletCreditDebitAndRead(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := newMember(t, e, a, "ann")
+	u := e.Member(a, "ann")
 
 	res := change(e, key, u, "credit", "coins", 100, nil).Expect(t, 200)
 	if res.String("message") != "Credit wallet success." || res.Get("data.entry.amount") != float64(100) ||
@@ -132,8 +112,8 @@ func TestWalletValidationAuthAndTenancy(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
 	b, keyB := e.Community("Wallet B", "wallet-b")
-	u := newMember(t, e, a, "ann")
-	other := newMember(t, e, b, "bob")
+	u := e.Member(a, "ann")
+	other := e.Member(b, "bob")
 	change(e, key, u, "credit", "coins", 10, nil).Expect(t, 200)
 
 	cases := []struct {
@@ -215,7 +195,7 @@ func TestWalletValidationAuthAndTenancy(t *testing.T) {
 func TestWalletLedgerPaging(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := newMember(t, e, a, "ann")
+	u := e.Member(a, "ann")
 	start := e.Clock.Now()
 	for i := 1; i <= 25; i++ {
 		currency := "coins"
@@ -274,7 +254,7 @@ func TestWalletLedgerPaging(t *testing.T) {
 func TestWalletIdempotency(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := newMember(t, e, a, "ann")
+	u := e.Member(a, "ann")
 	k := map[string]string{"Idempotency-Key": "order-1"}
 
 	first := change(e, key, u, "credit", "coins", 40, k).Expect(t, 200)
@@ -330,7 +310,7 @@ func TestWalletIdempotency(t *testing.T) {
 func TestWalletConcurrentCreditsAndDebits(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := newMember(t, e, a, "ann")
+	u := e.Member(a, "ann")
 	change(e, key, u, "credit", "coins", 100, nil).Expect(t, 200)
 
 	// 50 credits of 5 and 50 debits of 30: the debits want far more than can
@@ -386,7 +366,7 @@ func TestWalletConcurrentCreditsAndDebits(t *testing.T) {
 func TestWalletConcurrentIdempotentRetries(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := newMember(t, e, a, "ann")
+	u := e.Member(a, "ann")
 	const n = 50
 	ids := make([]string, n)
 	var (
