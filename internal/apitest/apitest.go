@@ -25,8 +25,10 @@ import (
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/config"
+	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/db/dbtest"
 	"github.com/rallyhq/rally/internal/jsonx"
+	"github.com/rallyhq/rally/internal/user"
 )
 
 // Env is one running Rally for a test.
@@ -110,6 +112,26 @@ func (e *Env) Community(name, uri string) (id, key string) {
 		e.T.Fatalf("create community %s: %v", name, err)
 	}
 	return c.ID, secret
+}
+
+// Member creates an account called name (email name@example.com) through
+// the user store and makes it a member of communityID with o.
+func (e *Env) Member(communityID, name string, o user.MemberOptions) user.User {
+	e.T.Helper()
+	ctx := context.Background()
+	var u user.User
+	err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
+		var err error
+		if u, err = e.App.Users.CreateAccountTx(ctx, tx, user.NewAccount{Email: name + "@example.com", Username: name}); err != nil {
+			return err
+		}
+		_, err = e.App.Users.AddMemberTx(ctx, tx, communityID, u, o)
+		return err
+	})
+	if err != nil {
+		e.T.Fatalf("create member %s: %v", name, err)
+	}
+	return u
 }
 
 // Response is a received answer, decoded.

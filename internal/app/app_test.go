@@ -96,8 +96,6 @@ func TestEnsureSchemaOlderSchema(t *testing.T) {
 		t.Fatalf("roll back the newest migration: %v", err)
 	}
 	older, err := d.Schema(ctx)
-	// Versions need not be consecutive (numbers are handed out per feature),
-	// so "older" is any applied version below the target.
 	if err != nil || older.Current >= st.Target || older.Current < 1 {
 		t.Fatalf("schema after rolling back = %+v, %v; want a version below %d", older, err, st.Target)
 	}

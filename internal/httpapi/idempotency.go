@@ -1,9 +1,9 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
@@ -77,11 +77,14 @@ func (c *call) idempotent(path string, raw []byte, write writeFunc) error {
 			if err != nil {
 				return 0, nil, err
 			}
-			b, err := json.Marshal(successBody(c.fam, status, message, data, nil))
-			if err != nil {
-				return 0, nil, fmt.Errorf("encode answer: %w", err)
+			// The answer is rendered before commit: it is stored with the
+			// key in this transaction.
+			rec := httptest.NewRecorder()
+			success(rec, c.fam, status, message, data, nil)
+			if rec.Code != status {
+				return 0, nil, fmt.Errorf("encode answer: status %d", rec.Code)
 			}
-			return status, b, nil
+			return status, rec.Body.Bytes(), nil
 		}
 		if !sent {
 			var err error

@@ -86,18 +86,13 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 // success writes a success body of family f. data may be nil only where the
 // family's documented body has no data.
 func success(w http.ResponseWriter, f family, status int, message string, data any, page *Page) {
-	writeJSON(w, status, successBody(f, status, message, data, page))
-}
-
-// successBody is the success body of family f, ready to encode.
-func successBody(f family, status int, message string, data any, page *Page) any {
 	switch f {
 	case famS:
-		return bodyS{Status: "success", Message: message, Data: data}
+		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
 	case famL:
-		return bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data}
+		writeJSON(w, status, bodyL{Meta: metaL{Success: true, Message: message, DevMessage: message}, Body: data})
 	default:
-		return bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data}
+		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
 	}
 }
 

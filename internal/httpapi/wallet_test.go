@@ -48,7 +48,7 @@ func ledgerSums(t *testing.T, e *apitest.Env, communityID string, u user.User) i
 func TestWalletCreditDebitAndRead(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := e.Member(a, "ann")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
 
 	res := change(e, key, u, "credit", "coins", 100, nil).Expect(t, 200)
 	if res.String("message") != "Credit wallet success." || res.Get("data.entry.amount") != float64(100) ||
@@ -112,8 +112,8 @@ func TestWalletValidationAuthAndTenancy(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
 	b, keyB := e.Community("Wallet B", "wallet-b")
-	u := e.Member(a, "ann")
-	other := e.Member(b, "bob")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
+	other := e.Member(b, "bob", user.MemberOptions{Joined: true})
 	change(e, key, u, "credit", "coins", 10, nil).Expect(t, 200)
 
 	cases := []struct {
@@ -195,7 +195,7 @@ func TestWalletValidationAuthAndTenancy(t *testing.T) {
 func TestWalletLedgerPaging(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := e.Member(a, "ann")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
 	start := e.Clock.Now()
 	for i := 1; i <= 25; i++ {
 		currency := "coins"
@@ -254,7 +254,7 @@ func TestWalletLedgerPaging(t *testing.T) {
 func TestWalletIdempotency(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := e.Member(a, "ann")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
 	k := map[string]string{"Idempotency-Key": "order-1"}
 
 	first := change(e, key, u, "credit", "coins", 40, k).Expect(t, 200)
@@ -310,7 +310,7 @@ func TestWalletIdempotency(t *testing.T) {
 func TestWalletConcurrentCreditsAndDebits(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := e.Member(a, "ann")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
 	change(e, key, u, "credit", "coins", 100, nil).Expect(t, 200)
 
 	// 50 credits of 5 and 50 debits of 30: the debits want far more than can
@@ -366,7 +366,7 @@ func TestWalletConcurrentCreditsAndDebits(t *testing.T) {
 func TestWalletConcurrentIdempotentRetries(t *testing.T) {
 	e := apitest.New(t)
 	a, key := e.Community("Wallet A", "wallet-a")
-	u := e.Member(a, "ann")
+	u := e.Member(a, "ann", user.MemberOptions{Joined: true})
 	const n = 50
 	ids := make([]string, n)
 	var (

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/id"
+	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/wallet"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkCredit(b *testing.B) {
 			b.SetParallelism(4)
 			members := make([]string, 0, 256)
 			for i := range cap(members) {
-				members = append(members, e.Member(c, fmt.Sprintf("m%d", i)).ID)
+				members = append(members, e.Member(c, fmt.Sprintf("m%d", i), user.MemberOptions{Joined: true}).ID)
 			}
 			var next atomic.Int64
 			b.ResetTimer()
@@ -55,7 +56,7 @@ func BenchmarkLedgerPage(b *testing.B) {
 	e := apitest.New(b)
 	ctx := context.Background()
 	c, _ := e.Community("Bench", "bench")
-	u := e.Member(c, "heavy")
+	u := e.Member(c, "heavy", user.MemberOptions{Joined: true})
 	now := e.Clock.Now()
 	const batch = 1000
 	var balance int64

@@ -10,6 +10,7 @@ import (
 	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/wallet"
 )
 
@@ -23,7 +24,7 @@ func TestApplyTxJoinsTheCallersTransaction(t *testing.T) {
 	e := apitest.New(t)
 	ctx := context.Background()
 	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann")
+	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
 	w := e.App.Wallet
 	if _, err := w.Credit(ctx, entry(c, u.ID, wallet.Coins, 50, wallet.ReasonReward)); err != nil {
 		t.Fatal(err)
@@ -54,8 +55,8 @@ func TestApplyTxRules(t *testing.T) {
 	ctx := context.Background()
 	c, _ := e.Community("W", "w")
 	other, _ := e.Community("V", "v")
-	u := e.Member(c, "ann")
-	stranger := e.Member(other, "bob")
+	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
+	stranger := e.Member(other, "bob", user.MemberOptions{Joined: true})
 	w := e.App.Wallet
 
 	cases := []struct {
@@ -100,7 +101,7 @@ func TestLedgerAlwaysSumsToTheBalance(t *testing.T) {
 	e := apitest.New(t)
 	ctx := context.Background()
 	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann")
+	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
 	w := e.App.Wallet
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string]int64{}
@@ -154,7 +155,7 @@ func TestEarnedSince(t *testing.T) {
 	e := apitest.New(t)
 	ctx := context.Background()
 	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann")
+	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
 	w := e.App.Wallet
 	if _, err := w.Credit(ctx, entry(c, u.ID, wallet.Coins, 100, wallet.ReasonReward)); err != nil {
 		t.Fatal(err)
