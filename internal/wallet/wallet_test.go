@@ -20,12 +20,17 @@ func entry(communityID, userID, currency string, amount int64, reason string) wa
 	return wallet.Entry{CommunityID: communityID, UserID: userID, Currency: currency, Amount: amount, Reason: reason, Actor: system}
 }
 
-func TestApplyTxJoinsTheCallersTransaction(t *testing.T) {
+// setup starts Rally with one community and one member in it.
+func setup(t *testing.T) (*apitest.Env, string, user.User) {
+	t.Helper()
 	e := apitest.New(t)
-	ctx := context.Background()
 	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
-	w := e.App.Wallet
+	return e, c, e.Member(c, "ann", user.MemberOptions{Joined: true})
+}
+
+func TestApplyTxJoinsTheCallersTransaction(t *testing.T) {
+	e, c, u := setup(t)
+	ctx, w := context.Background(), e.App.Wallet
 	if _, err := w.Credit(ctx, entry(c, u.ID, wallet.Coins, 50, wallet.ReasonReward)); err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +56,10 @@ func TestApplyTxJoinsTheCallersTransaction(t *testing.T) {
 }
 
 func TestApplyTxRules(t *testing.T) {
-	e := apitest.New(t)
-	ctx := context.Background()
-	c, _ := e.Community("W", "w")
+	e, c, u := setup(t)
+	ctx, w := context.Background(), e.App.Wallet
 	other, _ := e.Community("V", "v")
-	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
 	stranger := e.Member(other, "bob", user.MemberOptions{Joined: true})
-	w := e.App.Wallet
 
 	cases := []struct {
 		name string
@@ -98,11 +100,8 @@ func TestApplyTxRules(t *testing.T) {
 }
 
 func TestLedgerAlwaysSumsToTheBalance(t *testing.T) {
-	e := apitest.New(t)
-	ctx := context.Background()
-	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
-	w := e.App.Wallet
+	e, c, u := setup(t)
+	ctx, w := context.Background(), e.App.Wallet
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string]int64{}
 	for i := 0; i < 120; i++ {
@@ -152,11 +151,8 @@ func TestLedgerAlwaysSumsToTheBalance(t *testing.T) {
 }
 
 func TestEarnedSince(t *testing.T) {
-	e := apitest.New(t)
-	ctx := context.Background()
-	c, _ := e.Community("W", "w")
-	u := e.Member(c, "ann", user.MemberOptions{Joined: true})
-	w := e.App.Wallet
+	e, c, u := setup(t)
+	ctx, w := context.Background(), e.App.Wallet
 	if _, err := w.Credit(ctx, entry(c, u.ID, wallet.Coins, 100, wallet.ReasonReward)); err != nil {
 		t.Fatal(err)
 	}
