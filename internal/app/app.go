@@ -23,12 +23,14 @@ import (
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/httpapi"
+	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
+	"github.com/rallyhq/rally/internal/wallet"
 )
 
 // Options tune how an App is built; the zero value is production.
@@ -62,6 +64,8 @@ type App struct {
 	Sessions    *auth.Sessions
 	Accounts    *auth.Accounts
 	Mail        *mail.Mailer
+	Wallet      *wallet.Service
+	Idempotency *idem.Keeper
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -148,6 +152,10 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.Wallet = wallet.NewService(wallet.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
+		return err
+	}
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	if a.Mail, err = mail.New(mail.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "mail"), SMTPURL: a.Config.SMTPURL}); err != nil {
@@ -167,6 +175,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Grants: a.Roles, Roles: a.Roles, UserFields: a.UserFields, Store: a.Store,
 		Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
+		Wallet: a.Wallet, Idempotency: a.Idempotency,
 	})
 	return nil
 }

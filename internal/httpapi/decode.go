@@ -18,17 +18,32 @@ import (
 // Invalid error naming every offending top-level field; a body over the
 // server's limit gives TooLarge.
 func decodeJSON(r *http.Request, v any) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeBody(raw, v)
+}
+
+// readBody reads the whole request body; a body over the server's limit
+// gives TooLarge.
+func readBody(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
-		return bodyError(err)
+		return nil, bodyError(err)
 	}
+	return raw, nil
+}
+
+// decodeBody decodes a JSON object body into v (see decodeJSON).
+func decodeBody(raw []byte, v any) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		var vd errs.Validator
 		vd.Add("body", "must be a JSON object")
 		return vd.Err()
 	}
-	err = json.Unmarshal(raw, v)
+	err := json.Unmarshal(raw, v)
 	if err == nil {
 		return nil
 	}

@@ -29,12 +29,13 @@ const (
 
 // Page is the paging a list response reports in its envelope.
 type Page struct {
-	Skip  *int   `json:"skip,omitempty"`
-	Page  *int   `json:"page,omitempty"`
-	Limit *int   `json:"limit,omitempty"`
-	Total *int   `json:"total,omitempty"`
-	After *int64 `json:"after,omitempty"`
-	Next  *int64 `json:"next,omitempty"`
+	Skip   *int   `json:"skip,omitempty"`
+	Page   *int   `json:"page,omitempty"`
+	Limit  *int   `json:"limit,omitempty"`
+	Total  *int   `json:"total,omitempty"`
+	After  *int64 `json:"after,omitempty"`
+	Before *int64 `json:"before,omitempty"`
+	Next   *int64 `json:"next,omitempty"`
 	// Created and Updated count what a bulk write created or changed.
 	Created *int `json:"created,omitempty"`
 	Updated *int `json:"updated,omitempty"`
@@ -86,6 +87,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"message":"response encoding failed"}`, http.StatusInternalServerError)
 		return
 	}
+	writeBody(w, status, b)
+}
+
+// writeBody writes an encoded JSON body with status.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

@@ -13,9 +13,11 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/userfield"
+	"github.com/rallyhq/rally/internal/wallet"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -40,6 +42,10 @@ type Deps struct {
 	Accounts *auth.Accounts
 	// TrustProxy takes the client address from X-Forwarded-For.
 	TrustProxy bool
+	// Wallet moves and reads members' currency balances.
+	Wallet *wallet.Service
+	// Idempotency records the answers of value-moving writes (Idempotency-Key).
+	Idempotency *idem.Keeper
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -104,4 +110,5 @@ func (s *Server) routes() {
 	s.userFieldRoutes()
 	s.storeRoutes()
 	s.authRoutes()
+	s.walletRoutes()
 }
