@@ -50,6 +50,10 @@ var (
 // Contract loads and validates api/openapi.yaml once per test binary.
 func Contract() (*openapi3.T, error) {
 	docOnce.Do(func() {
+		// Uploaded files come back as images; validate them as opaque bytes.
+		for _, ct := range []string{"image/png", "image/jpeg", "image/gif", "image/webp"} {
+			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+		}
 		loader := openapi3.NewLoader()
 		doc, docErr = loader.LoadFromData(api.Spec)
 		if docErr == nil {
@@ -68,6 +72,7 @@ func New(t testing.TB) *Env {
 	}
 	cfg := config.Default()
 	cfg.DSN = dbtest.DSN(t)
+	cfg.DataDir = t.TempDir()
 	cfg.AccessLog = false
 	clk := clock.NewManual(time.Now().UTC().Truncate(time.Millisecond))
 	ctx := context.Background()

@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rallyhq/rally/api"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/config"
@@ -54,6 +56,10 @@ type App struct {
 	Communities *community.Service
 	Users       *user.Store
 	Roles       *role.Service
+	// UserService holds the partner-facing user rules.
+	UserService *user.Service
+	// Files keeps uploaded files under DataDir/files.
+	Files *blob.Store
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -140,12 +146,17 @@ func (a *App) build(opts Options) error {
 	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users})
+	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
+		return err
+	}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
 		Grants:   a.Roles,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
+		Users: a.UserService, Files: a.Files,
 	})
 	return nil
 }

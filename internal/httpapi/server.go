@@ -11,8 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/user"
 )
 
 // DefaultMaxBodyBytes bounds a JSON request body (1 MiB).
@@ -29,6 +31,10 @@ type Deps struct {
 	Sessions Sessions
 	// Grants tells which community grants a signed-in user holds.
 	Grants Grants
+	// Users is the partner-facing user service.
+	Users *user.Service
+	// Files stores and serves uploaded files (avatars).
+	Files *blob.Store
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -59,6 +65,9 @@ type Server struct {
 	mux       *http.ServeMux // normalised paths
 	accessLog bool
 	handler   http.Handler
+	// bodyLimits raise the body limit of the routes (normalised paths) that
+	// take uploads.
+	bodyLimits map[string]int64
 }
 
 // New builds the API handler.
@@ -72,7 +81,8 @@ func New(d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{Deps: d, log: d.Logger, raw: http.NewServeMux(), mux: http.NewServeMux(), accessLog: d.AccessLog}
+	s := &Server{Deps: d, log: d.Logger, raw: http.NewServeMux(), mux: http.NewServeMux(), accessLog: d.AccessLog,
+		bodyLimits: map[string]int64{}}
 	s.metrics = newMetrics(d.Registry)
 	s.routes()
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
@@ -89,4 +99,5 @@ func (s *Server) routes() {
 	s.communityRoutes()
 	s.appearanceRoutes()
 	s.eventRoutes()
+	s.userRoutes()
 }
