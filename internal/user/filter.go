@@ -114,8 +114,9 @@ type condition struct {
 }
 
 // sql renders the condition with ? placeholders over members m joined to
-// users u.
-func (c condition) sql() (string, []any) {
+// users u. probe shapes a custom-field condition for a paged scan rather
+// than for counting.
+func (c condition) sql(probe bool) (string, []any) {
 	var (
 		parts []string
 		args  []any
@@ -137,8 +138,14 @@ func (c condition) sql() (string, []any) {
 	if c.col.fieldID == "" {
 		return where, args
 	}
-	return "m.user_id IN (SELECT v.user_id FROM user_field_values v WHERE v.field_id = ? AND " + where + ")",
-		append([]any{c.col.fieldID}, args...)
+	args = append([]any{c.col.fieldID}, args...)
+	if probe {
+		// A correlated probe of the (field_id, user_id) key lets a scan of
+		// members in id order stop as soon as the page is full.
+		return "EXISTS (SELECT 1 FROM user_field_values v WHERE v.field_id = ? AND v.user_id = m.user_id AND " + where + ")", args
+	}
+	// Counting reads every match: the value index finds them directly.
+	return "m.user_id IN (SELECT v.user_id FROM user_field_values v WHERE v.field_id = ? AND " + where + ")", args
 }
 
 // filterPlan is a validated request ready to run.
@@ -368,19 +375,25 @@ func (s *Service) Filter(ctx context.Context, communityID string, req FilterRequ
 	if err != nil {
 		return FilterResult{}, err
 	}
-	where := "m.community_id = ? AND m.deleted_at IS NULL"
-	args := []any{communityID}
+	// The matching ids are chosen from members alone (joining users only
+	// when a condition reads it), then the page's rows are read in full.
+	from, where, countWhere := "members m", "m.community_id = ? AND m.deleted_at IS NULL", ""
+	var args, countArgs []any
 	for _, c := range p.conds {
-		w, a := c.sql()
-		where += " AND " + w
-		args = append(args, a...)
+		w, a := c.sql(true)
+		where, args = where+" AND "+w, append(args, a...)
+		w, a = c.sql(false)
+		countWhere, countArgs = countWhere+" AND "+w, append(countArgs, a...)
+		if strings.HasPrefix(c.col.expr, "u.") {
+			from = "members m JOIN users u ON u.id = m.user_id"
+		}
 	}
 	res := FilterResult{Users: []map[string]any{}}
 	limit, offset := FilterPageSize+1, 0
 	if p.page > 0 {
 		var total int
-		if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM members m JOIN users u ON u.id = m.user_id WHERE "+where,
-			args...).Scan(&total); err != nil {
+		if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM "+from+" WHERE m.community_id = ? AND m.deleted_at IS NULL"+countWhere,
+			append([]any{communityID}, countArgs...)...).Scan(&total); err != nil {
 			return FilterResult{}, fmt.Errorf("count filtered users: %w", err)
 		}
 		res.PageMode, res.CurrentPage = true, p.page
@@ -392,8 +405,10 @@ func (s *Service) Filter(ctx context.Context, communityID string, req FilterRequ
 	}
 	rows, err := s.d.DB.Query(ctx, `SELECT u.id, u.seq, u.email, u.username, u.firstname, u.lastname, u.displayname, u.language,
 		u.last_login_at, m.joined_at, m.visit_count, `+defaults["xp"].expr+", "+defaults["coins"].expr+`
-		FROM members m JOIN users u ON u.id = m.user_id WHERE `+where+" ORDER BY m.user_id LIMIT ? OFFSET ?",
-		append(args, limit, offset)...)
+		FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.community_id = ? AND m.user_id IN (SELECT m.user_id FROM `+from+" WHERE "+where+
+		" ORDER BY m.user_id LIMIT ? OFFSET ?) ORDER BY m.user_id",
+		append(append([]any{communityID, communityID}, args...), limit, offset)...)
 	if err != nil {
 		return FilterResult{}, fmt.Errorf("filter users: %w", err)
 	}
