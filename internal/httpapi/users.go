@@ -57,7 +57,7 @@ func (s *Server) createUser(c *call) error {
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	out, err := s.Users.Create(c.r.Context(), communityID, in, user.FieldActor{Kind: "apiKey", ID: c.key.ID})
+	out, err := s.Users.Create(c.r.Context(), communityID, in, user.FieldActor{Kind: "apikey", ID: c.key.ID})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,19 @@ func createUser(t *testing.T, e *apitest.Env, key, name string, extra ...any) st
 	return res.String("data._id")
 }
 
+// expectS checks a refused answer: its status, the integration (S) error
+// body and, when fields is non-nil, exactly those offending fields.
+func expectS(t *testing.T, res *apitest.Response, status int, fields []string) {
+	t.Helper()
+	res.Expect(t, status)
+	if res.Get("status") != "error" {
+		t.Fatalf("want the S error body: %s", res.Body)
+	}
+	if fields != nil && !slices.Equal(sortedCopy(res.ErrorFields()), sortedCopy(fields)) {
+		t.Fatalf("error fields %v, want %v", res.ErrorFields(), fields)
+	}
+}
+
 // eventTypes lists the types of community's events of the given types, in order.
 func eventTypes(t *testing.T, e *apitest.Env, communityID string, types ...string) []string {
 	t.Helper()
@@ -136,13 +149,7 @@ func TestCreateUser(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: "POST", Path: "/v1/users", Key: tc.key, Body: tc.body}).Expect(t, tc.wantStatus)
-			if res.Get("status") != "error" {
-				t.Fatalf("want S error envelope: %s", res.Body)
-			}
-			if tc.wantFields != nil && !slices.Equal(sortedCopy(res.ErrorFields()), sortedCopy(tc.wantFields)) {
-				t.Fatalf("error fields %v, want %v", res.ErrorFields(), tc.wantFields)
-			}
+			expectS(t, e.Do(apitest.Request{Method: "POST", Path: "/v1/users", Key: tc.key, Body: tc.body}), tc.wantStatus, tc.wantFields)
 		})
 	}
 	// Nothing was half-written by the refused requests.
@@ -266,10 +273,7 @@ func TestUserInfo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: "POST", Path: "/v1/users/info", Key: tc.key, Body: tc.body}).Expect(t, tc.status)
-			if res.Get("status") != "error" {
-				t.Fatalf("want S error: %s", res.Body)
-			}
+			expectS(t, e.Do(apitest.Request{Method: "POST", Path: "/v1/users/info", Key: tc.key, Body: tc.body}), tc.status, nil)
 		})
 	}
 }
@@ -336,13 +340,7 @@ func TestManageUser(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := e.Do(apitest.Request{Method: "POST", Path: "/v1/users/manage", Key: tc.key, Body: tc.body}).Expect(t, tc.status)
-			if res.Get("status") != "error" {
-				t.Fatalf("want S error: %s", res.Body)
-			}
-			if tc.wantFields != nil && !slices.Equal(sortedCopy(res.ErrorFields()), sortedCopy(tc.wantFields)) {
-				t.Fatalf("error fields %v, want %v", res.ErrorFields(), tc.wantFields)
-			}
+			expectS(t, e.Do(apitest.Request{Method: "POST", Path: "/v1/users/manage", Key: tc.key, Body: tc.body}), tc.status, tc.wantFields)
 		})
 	}
 	info(200) // B's attempt changed nothing

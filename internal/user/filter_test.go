@@ -114,14 +114,7 @@ func errorsAs(err error, target **errs.Error) bool {
 // percentile latency of each.
 func BenchmarkFilterUsers(b *testing.B) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, dbtest.DSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	if _, err := d.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	d := migratedDB(b)
 	const members = 100_000
 	communityID := seedMembers(b, d, members)
 	s := NewService(ServiceDeps{DB: d, Clock: clock.System{}})
@@ -164,6 +157,21 @@ func BenchmarkFilterUsers(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
 	}
+}
+
+// migratedDB opens a fresh, migrated database for tb.
+func migratedDB(tb testing.TB) *db.DB {
+	tb.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, dbtest.DSN(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }
 
 // memberID is the i-th seeded member's ObjectId (in creation order).

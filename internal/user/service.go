@@ -28,7 +28,7 @@ type FieldValue struct {
 // FieldActor says who changed a field value, for its history. It mirrors
 // userfield.Actor.
 type FieldActor struct {
-	// Kind is "apiKey" or "user".
+	// Kind is "apikey", "user", "system", "webhook" or "import".
 	Kind string
 	// ID is the key's or the user's _id.
 	ID string
