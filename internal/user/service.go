@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
@@ -101,6 +100,12 @@ type ServiceDeps struct {
 	Roles RoleReader
 	// Counters reads activity counters; nil means NoCounters.
 	Counters Counters
+	// CheckPassword returns "" for an acceptable password, else the rule it
+	// breaks (auth.CheckPasswordStrength; package auth imports this one, so
+	// it comes in as a function).
+	CheckPassword func(password string) string
+	// HashPassword hashes a password for storage (auth.HashPassword).
+	HashPassword func(password string) (string, error)
 }
 
 // Service holds the rules for partner-managed users: creating them,
@@ -151,8 +156,9 @@ var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{2,32}$`)
 
 const maxNameLen = 100
 
-// validate checks in and trims its strings.
-func (in *CreateInput) validate() error {
+// validate checks in, with checkPassword judging password strength, and
+// trims its strings.
+func (in *CreateInput) validate(checkPassword func(string) string) error {
 	var v errs.Validator
 	in.Email, in.Username = strings.TrimSpace(in.Email), strings.TrimSpace(in.Username)
 	in.FirstName, in.LastName = strings.TrimSpace(in.FirstName), strings.TrimSpace(in.LastName)
@@ -181,7 +187,7 @@ func (in *CreateInput) validate() error {
 			v.Add("confirmPassword", "must match password")
 		}
 		if in.Password != nil {
-			if rule := auth.CheckPasswordStrength(*in.Password); rule != "" {
+			if rule := checkPassword(*in.Password); rule != "" {
 				v.Add("password", "%s", rule)
 			}
 		}
@@ -230,7 +236,7 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 	if in.CommunityID != nil && *in.CommunityID != communityID {
 		return Created{}, errs.Forbiddenf("API key has no access to this community.")
 	}
-	if err := in.validate(); err != nil {
+	if err := in.validate(s.d.CheckPassword); err != nil {
 		return Created{}, err
 	}
 	if len(in.CustomFields) > 0 && s.d.Fields == nil {
@@ -240,7 +246,7 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 	}
 	var hash string
 	if in.Password != nil {
-		h, err := auth.HashPassword(*in.Password)
+		h, err := s.d.HashPassword(*in.Password)
 		if err != nil {
 			return Created{}, err
 		}

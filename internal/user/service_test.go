@@ -62,7 +62,8 @@ func TestServiceUsesPluggedDomains(t *testing.T) {
 	}
 	fields := &fakeFields{}
 	store := NewStore(Deps{DB: d, Clock: clk, Events: noEvents{}})
-	s := NewService(ServiceDeps{DB: d, Clock: clk, Events: noEvents{}, Store: store, Fields: fields, Roles: fakeRoles{}, Counters: fakeCounters{}})
+	s := NewService(ServiceDeps{DB: d, Clock: clk, Events: noEvents{}, Store: store, Fields: fields, Roles: fakeRoles{}, Counters: fakeCounters{},
+		CheckPassword: func(string) string { return "" }, HashPassword: func(p string) (string, error) { return "hashed:" + p, nil }})
 	in := CreateInput{Username: "ada", Email: "ada@example.com",
 		CustomFields: []FieldValue{{FieldIDOrName: "customerid", Value: "C-1"}}}
 	actor := FieldActor{Kind: "apikey", ID: "k1"}
