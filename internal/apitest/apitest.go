@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,10 @@ var (
 // Contract loads and validates api/openapi.yaml once per test binary.
 func Contract() (*openapi3.T, error) {
 	docOnce.Do(func() {
+		// Uploaded files come back as images; validate them as opaque bytes.
+		for _, ct := range []string{"image/png", "image/jpeg", "image/gif", "image/webp"} {
+			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+		}
 		loader := openapi3.NewLoader()
 		doc, docErr = loader.LoadFromData(api.Spec)
 		if docErr == nil {
@@ -77,6 +82,7 @@ func NewWith(t testing.TB, tune func(*config.Config)) *Env {
 	}
 	cfg := config.Default()
 	cfg.DSN = dbtest.DSN(t)
+	cfg.DataDir = t.TempDir()
 	cfg.AccessLog = false
 	if tune != nil {
 		tune(&cfg)
@@ -362,4 +368,26 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// EventTypes lists the types of the outbox events written for communityID,
+// in sequence order; with only given, just those types.
+func (e *Env) EventTypes(communityID string, only ...string) []string {
+	e.T.Helper()
+	rows, err := e.App.DB.Query(context.Background(), "SELECT type FROM events WHERE community_id = ? ORDER BY seq", communityID)
+	if err != nil {
+		e.T.Fatalf("read events: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var typ string
+		if err := rows.Scan(&typ); err != nil {
+			e.T.Fatalf("read events: %v", err)
+		}
+		if len(only) == 0 || slices.Contains(only, typ) {
+			out = append(out, typ)
+		}
+	}
+	return out
 }

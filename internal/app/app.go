@@ -11,12 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rallyhq/rally/api"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/config"
@@ -66,6 +68,10 @@ type App struct {
 	Mail        *mail.Mailer
 	Wallet      *wallet.Service
 	Idempotency *idem.Keeper
+	// UserService holds the partner-facing user rules.
+	UserService *user.Service
+	// Files keeps uploaded files under DataDir/files.
+	Files *blob.Store
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -168,6 +174,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.Users, Keys: a.Keys, Sessions: a.Sessions, Mail: a.Mail, Hosts: a.Communities}); err != nil {
 		return err
 	}
+	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
+		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, clock: a.Clock},
+		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
+	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
+		return err
+	}
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
@@ -176,6 +188,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
+		Users: a.UserService, Files: a.Files,
 	})
 	return nil
 }

@@ -130,11 +130,27 @@ func describe(t reflect.Type) string {
 	}
 }
 
-// bodyError classifies a failure to read the request body.
+// bodyError classifies a failure to read the request body: over the
+// server's limit is TooLarge, anything else Invalid.
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errs.New(errs.TooLarge, "Request body is larger than %d bytes.", mbe.Limit)
 	}
+	// mime/multipart reports the limit as text, not as *http.MaxBytesError.
+	if strings.Contains(err.Error(), "request body too large") {
+		return errs.New(errs.TooLarge, "Request body is too large.")
+	}
 	return errs.New(errs.Invalid, "Could not read the request body.")
+}
+
+// multipartError classifies a failure to read a multipart form: over the
+// limit is TooLarge, anything else a 400 naming the body as not being want.
+func multipartError(err error, want string) error {
+	if e := bodyError(err); errs.KindOf(e) == errs.TooLarge {
+		return e
+	}
+	var v errs.Validator
+	v.Add("body", "must be %s", want)
+	return v.Err()
 }

@@ -30,7 +30,11 @@ func normalisePath(p string) string {
 // Secure Auth), then the normalised path. Unmatched paths get the error
 // envelope: 404, or 405 with Allow when only the method is wrong.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
+	limit := s.MaxBodyBytes
+	if n, ok := s.bodyLimits[normalisePath(r.URL.Path)]; ok {
+		limit = n
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if _, pattern := s.raw.Handler(r); pattern != "" {
 		s.raw.ServeHTTP(w, r)
 		return

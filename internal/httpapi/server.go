@@ -11,11 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
+	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
 )
@@ -46,6 +48,10 @@ type Deps struct {
 	Wallet *wallet.Service
 	// Idempotency records the answers of value-moving writes (Idempotency-Key).
 	Idempotency *idem.Keeper
+	// Users is the partner-facing user service.
+	Users *user.Service
+	// Files stores and serves uploaded files (avatars).
+	Files *blob.Store
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -76,6 +82,9 @@ type Server struct {
 	mux       *http.ServeMux // normalised paths
 	accessLog bool
 	handler   http.Handler
+	// bodyLimits raise the body limit of the routes (normalised paths) that
+	// take uploads.
+	bodyLimits map[string]int64
 }
 
 // New builds the API handler.
@@ -89,7 +98,8 @@ func New(d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{Deps: d, log: d.Logger, raw: http.NewServeMux(), mux: http.NewServeMux(), accessLog: d.AccessLog}
+	s := &Server{Deps: d, log: d.Logger, raw: http.NewServeMux(), mux: http.NewServeMux(), accessLog: d.AccessLog,
+		bodyLimits: map[string]int64{}}
 	s.metrics = newMetrics(d.Registry)
 	s.routes()
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
@@ -111,4 +121,5 @@ func (s *Server) routes() {
 	s.storeRoutes()
 	s.authRoutes()
 	s.walletRoutes()
+	s.userRoutes()
 }

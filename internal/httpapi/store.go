@@ -244,11 +244,7 @@ func bulkProducts(update bool, status int, message string,
 func bulkCSV(c *call, update bool) ([]store.BulkItem, error) {
 	var v errs.Validator
 	if err := c.r.ParseMultipartForm(c.s.MaxBodyBytes); err != nil {
-		if e := bodyError(err); errs.KindOf(e) == errs.TooLarge {
-			return nil, e
-		}
-		v.Add("body", "must be a multipart/form-data form")
-		return nil, v.Err()
+		return nil, multipartError(err, "a multipart/form-data form")
 	}
 	f, hdr, err := c.r.FormFile("file")
 	if err != nil {

@@ -33,23 +33,6 @@ func createField(t *testing.T, e *apitest.Env, communityID, key string, body map
 }
 
 // eventTypes lists the community's outbox event types, oldest first.
-func eventTypes(t *testing.T, e *apitest.Env, communityID string) []string {
-	t.Helper()
-	rows, err := e.App.DB.Query(context.Background(), "SELECT type FROM events WHERE community_id = ? ORDER BY seq", communityID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
 
 func count(list []string, s string) int {
 	n := 0
@@ -203,7 +186,7 @@ func TestUserFieldDefinitions(t *testing.T) {
 		t.Fatalf("reused key: %s", res.Body)
 	}
 
-	types := eventTypes(t, e, a)
+	types := e.EventTypes(a)
 	if count(types, "user.field.created") != 4 || count(types, "user.field.updated") != 3 || count(types, "user.field.deleted") != 1 {
 		t.Fatalf("events: %v", types)
 	}
@@ -409,7 +392,7 @@ func TestUserFieldValuesAndHistories(t *testing.T) {
 		t.Fatalf("reused key starts fresh: %s", res.Body)
 	}
 
-	types := eventTypes(t, e, a)
+	types := e.EventTypes(a)
 	if n := count(types, "user.fields.updated"); n != 7 {
 		t.Fatalf("user.fields.updated events %d, want 7 (one per change): %v", n, types)
 	}
@@ -523,7 +506,7 @@ func TestSetValuesTx(t *testing.T) {
 		res.String("data.0.source") != "bulk-import" {
 		t.Fatalf("history: %s", res.Body)
 	}
-	if n := count(eventTypes(t, e, a), "user.fields.updated"); n != 1 {
+	if n := count(e.EventTypes(a), "user.fields.updated"); n != 1 {
 		t.Fatalf("user.fields.updated events %d, want 1 (one per call with changes)", n)
 	}
 	byKey, err := uf.FieldsByKey(ctx, a)

@@ -209,30 +209,80 @@ func (s *Service) writeValue(ctx context.Context, tx *db.Tx, communityID, userID
 // field key, typed (numbers, booleans, dates as RFC 3339 strings, text).
 // A field the user holds no value of shows its default, when it has one.
 func (s *Service) ValuesOf(ctx context.Context, communityID, userID string) (map[string]any, error) {
-	rows, err := s.d.DB.Query(ctx, `SELECT f.field, f.default_value, v.value FROM user_fields f
-		LEFT JOIN user_field_values v ON v.field_id = f.id AND v.user_id = ?
-		WHERE f.community_id = ? AND f.deleted_at IS NULL`, userID, communityID)
+	all, err := s.ValuesOfMany(ctx, communityID, []string{userID})
+	if err != nil {
+		return nil, err
+	}
+	return all[userID], nil
+}
+
+// ValuesOfMany is ValuesOf for several users at once, keyed by user _id;
+// every user asked for has an entry.
+func (s *Service) ValuesOfMany(ctx context.Context, communityID string, userIDs []string) (map[string]map[string]any, error) {
+	out := make(map[string]map[string]any, len(userIDs))
+	for _, u := range userIDs {
+		out[u] = map[string]any{}
+	}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	fields, err := s.d.DB.Query(ctx, `SELECT f.id, f.field, f.default_value FROM user_fields f
+		WHERE f.community_id = ? AND f.deleted_at IS NULL`, communityID)
+	if err != nil {
+		return nil, fmt.Errorf("read user fields: %w", err)
+	}
+	keys := map[string]string{}
+	defaults := map[string]sql.NullString{}
+	for fields.Next() {
+		var (
+			id, key string
+			def     sql.NullString
+		)
+		if err := fields.Scan(&id, &key, &def); err != nil {
+			fields.Close()
+			return nil, fmt.Errorf("scan user field: %w", err)
+		}
+		keys[id], defaults[id] = key, def
+	}
+	fields.Close()
+	if err := fields.Err(); err != nil {
+		return nil, fmt.Errorf("read user fields: %w", err)
+	}
+	args := []any{communityID}
+	for _, u := range userIDs {
+		args = append(args, u)
+	}
+	rows, err := s.d.DB.Query(ctx, `SELECT v.user_id, v.field_id, v.value FROM user_field_values v
+		WHERE v.community_id = ? AND v.user_id IN (?`+strings.Repeat(", ?", len(userIDs)-1)+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("read user field values: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]any{}
 	for rows.Next() {
 		var (
-			key        string
-			def, value sql.NullString
+			userID, fieldID string
+			value           sql.NullString
 		)
-		if err := rows.Scan(&key, &def, &value); err != nil {
+		if err := rows.Scan(&userID, &fieldID, &value); err != nil {
 			return nil, fmt.Errorf("scan user field value: %w", err)
 		}
-		if !value.Valid {
-			value = def
-		}
-		if value.Valid {
-			out[key] = nullJSON(value)
+		if key, live := keys[fieldID]; live && value.Valid {
+			out[userID][key] = nullJSON(value)
 		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read user field values: %w", err)
+	}
+	for id, key := range keys {
+		if def := defaults[id]; def.Valid {
+			for _, vals := range out {
+				if _, set := vals[key]; !set {
+					vals[key] = nullJSON(def)
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // HistoryInput is an explicit value change as a client sends it: the field

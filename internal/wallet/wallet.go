@@ -330,3 +330,15 @@ func (s *Service) EarnedSince(ctx context.Context, communityID, userID, currency
 	}
 	return sum, nil
 }
+
+// BalanceSQL is a scalar SQL expression for the member's balance in
+// currency, for a query whose member row is aliased m (m.community_id,
+// m.user_id); lists filter and sort on it. currency must be one of
+// Currencies (it is written into the SQL).
+func BalanceSQL(currency string) string {
+	if !slices.Contains(Currencies, currency) {
+		return "0"
+	}
+	return "(SELECT COALESCE(MAX(wb.balance), 0) FROM wallet_balances wb WHERE wb.community_id = m.community_id" +
+		" AND wb.user_id = m.user_id AND wb.currency = '" + currency + "')"
+}

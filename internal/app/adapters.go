@@ -1,0 +1,59 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/rallyhq/rally/internal/clock"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/user"
+	"github.com/rallyhq/rally/internal/userfield"
+	"github.com/rallyhq/rally/internal/wallet"
+)
+
+// userFields lets the user service write and read custom field values
+// through the user-field service (which imports package user, so user
+// names its own mirror types).
+type userFields struct{ s *userfield.Service }
+
+func (f userFields) SetValuesTx(ctx context.Context, tx *db.Tx, communityID, userID string, vals []user.FieldValue,
+	actor user.FieldActor, source string) error {
+	conv := make([]userfield.Value, len(vals))
+	for i, v := range vals {
+		conv[i] = userfield.Value(v)
+	}
+	return f.s.SetValuesTx(ctx, tx, communityID, userID, conv, userfield.Actor(actor), source)
+}
+
+func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userIDs []string) (map[string]map[string]any, error) {
+	return f.s.ValuesOfMany(ctx, communityID, userIDs)
+}
+
+// counters gathers a member's activity counters from the domains that keep
+// them: coins from the wallet today; XP, messages and streaks join as their
+// domains arrive (zero until then).
+type counters struct {
+	wallet *wallet.Service
+	clock  clock.Clock
+}
+
+func (c counters) Stats(ctx context.Context, communityID, userID string) (user.Stats, error) {
+	balances, err := c.wallet.Balances(ctx, communityID, userID)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	now := c.clock.Now()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	earned, err := c.wallet.EarnedSince(ctx, communityID, userID, wallet.Coins, today)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned}, nil
+}
+
+func (c counters) Column(field string) string {
+	if field == "coins" {
+		return wallet.BalanceSQL(wallet.Coins)
+	}
+	return user.NoCounters{}.Column(field)
+}
