@@ -9,6 +9,7 @@ import (
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
+	"github.com/rallyhq/rally/internal/xp"
 )
 
 // userFields lets the user service write and read custom field values
@@ -30,10 +31,11 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 }
 
 // counters gathers a member's activity counters from the domains that keep
-// them: coins from the wallet today; XP, messages and streaks join as their
-// domains arrive (zero until then).
+// them: coins from the wallet, XP from the XP service; messages and streaks
+// join as their domains arrive (zero until then).
 type counters struct {
 	wallet *wallet.Service
+	xp     *xp.Service
 	clock  clock.Clock
 }
 
@@ -48,12 +50,23 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
-	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned}, nil
+	total, err := c.xp.Total(ctx, communityID, userID)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	xpToday, err := c.xp.EarnedSince(ctx, communityID, userID, today)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday}, nil
 }
 
 func (c counters) Column(field string) string {
-	if field == "coins" {
+	switch field {
+	case "coins":
 		return wallet.BalanceSQL(wallet.Coins)
+	case "xp":
+		return xp.TotalSQL
 	}
 	return user.NoCounters{}.Column(field)
 }

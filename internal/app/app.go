@@ -33,6 +33,7 @@ import (
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
+	"github.com/rallyhq/rally/internal/xp"
 )
 
 // Options tune how an App is built; the zero value is production.
@@ -67,6 +68,7 @@ type App struct {
 	Accounts    *auth.Accounts
 	Mail        *mail.Mailer
 	Wallet      *wallet.Service
+	XP          *xp.Service
 	Idempotency *idem.Keeper
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
@@ -159,6 +161,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Wallet = wallet.NewService(wallet.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.XP = xp.NewService(xp.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Wallet: a.Wallet})
 	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
 		return err
 	}
@@ -175,7 +178,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, clock: a.Clock},
+		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
