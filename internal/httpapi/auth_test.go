@@ -371,6 +371,11 @@ func TestSecureAuth(t *testing.T) {
 	if err != nil || sess.UserID != u.ID || sess.TokenID != sessionID {
 		t.Fatalf("cookie token: %+v %v", sess, err)
 	}
+	// The browser's next read is signed in by the cookie alone.
+	me := e.Do(apitest.Request{Method: "GET", Path: "/v1/users/" + u.ID, Headers: map[string]string{"Cookie": cookie[0].String()}}).Expect(t, 200)
+	if me.String("data.username") != "johndoe" {
+		t.Fatalf("read by cookie: %s", me.Body)
+	}
 	mem, _ := e.App.Users.Member(context.Background(), a, u.ID)
 	if mem.VisitCount != 1 {
 		t.Fatalf("visit not recorded: %+v", mem)
