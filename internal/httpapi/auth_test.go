@@ -176,8 +176,14 @@ func TestRegisterVerifyLogin(t *testing.T) {
 		}
 	}
 	mem, err := e.App.Users.Member(context.Background(), a, userID)
-	if err != nil || mem.VisitCount != 1 || events(t, e, a, "session.created") != 3 {
+	if err != nil || mem.VisitCount != 1 || events(t, e, a, "session.created") != 3 || events(t, e, a, "user.visited") != 1 {
 		t.Fatalf("visit not recorded once a day: %+v %v", mem, err)
+	}
+	// The next UTC day's sign-in is a new visit.
+	e.Clock.Advance(24 * time.Hour)
+	login(e, keyA, map[string]any{"identifier": "ann", "password": goodPassword}).Expect(t, 200)
+	if mem, err = e.App.Users.Member(context.Background(), a, userID); err != nil || mem.VisitCount != 2 || events(t, e, a, "user.visited") != 2 {
+		t.Fatalf("next day's visit: %+v %v", mem, err)
 	}
 	u, _ := e.App.Users.Get(context.Background(), userID)
 	if u.LastLoginAt == nil {
