@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/rallyhq/rally/internal/jsonx"
-	"github.com/rallyhq/rally/internal/userfield"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,7 +14,9 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/id"
+	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/user"
+	"github.com/rallyhq/rally/internal/userfield"
 )
 
 // newUser is a valid Create New User body for name.
