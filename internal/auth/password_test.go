@@ -26,3 +26,19 @@ func TestPasswordStrength(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerifyPassword measures one argon2id check, the bound on
+// password logins per second per core.
+func BenchmarkVerifyPassword(b *testing.B) {
+	hash, err := HashPassword("correct horse 9")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !VerifyPassword(hash, "correct horse 9") {
+			b.Fatal("no match")
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+}

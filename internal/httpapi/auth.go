@@ -96,12 +96,14 @@ func (s *Server) authRoutes() {
 		if err := s.Accounts.SignOut(c.r.Context(), *c.session, false); err != nil {
 			return err
 		}
+		clearSessionCookie(c.w)
 		return c.ok(http.StatusOK, "Logout success.", map[string]string{"sessionId": c.session.TokenID})
 	})
 	s.handle("POST /auth/logout-all", famM, userToken(), func(c *call) error {
 		if err := s.Accounts.SignOut(c.r.Context(), *c.session, true); err != nil {
 			return err
 		}
+		clearSessionCookie(c.w)
 		return c.ok(http.StatusOK, "Logout everywhere success.", map[string]string{"userId": c.session.UserID})
 	})
 	s.handleRaw("GET /api/secureAuth", famR, public(), s.secureAuth)
@@ -155,6 +157,13 @@ func (s *Server) secureAuth(c *call) error {
 	}
 	link := "https://" + g.Host + "/v2/app/loginApi/" + g.KeyID + "/2?token=" + g.Token + "&host=" + url.QueryEscape(g.Host)
 	return c.ok(http.StatusOK, "", secureAuthAnswer{LoginURL: link, SessionID: g.SessionID})
+}
+
+// clearSessionCookie tells the browser to drop the session cookie, so a
+// signed-out browser stops sending a token that no longer works.
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteLaxMode})
 }
 
 // secureAuthLogin is AU6: the browser follows the login link; the token is

@@ -176,8 +176,14 @@ func TestRegisterVerifyLogin(t *testing.T) {
 		}
 	}
 	mem, err := e.App.Users.Member(context.Background(), a, userID)
-	if err != nil || mem.VisitCount != 1 || events(t, e, a, "session.created") != 3 {
+	if err != nil || mem.VisitCount != 1 || events(t, e, a, "session.created") != 3 || events(t, e, a, "user.visited") != 1 {
 		t.Fatalf("visit not recorded once a day: %+v %v", mem, err)
+	}
+	// The next UTC day's sign-in is a new visit.
+	e.Clock.Advance(24 * time.Hour)
+	login(e, keyA, map[string]any{"identifier": "ann", "password": goodPassword}).Expect(t, 200)
+	if mem, err = e.App.Users.Member(context.Background(), a, userID); err != nil || mem.VisitCount != 2 || events(t, e, a, "user.visited") != 2 {
+		t.Fatalf("next day's visit: %+v %v", mem, err)
 	}
 	u, _ := e.App.Users.Get(context.Background(), userID)
 	if u.LastLoginAt == nil {
@@ -370,6 +376,11 @@ func TestSecureAuth(t *testing.T) {
 	sess, err := e.App.Sessions.Authenticate(context.Background(), cookie[0].Value)
 	if err != nil || sess.UserID != u.ID || sess.TokenID != sessionID {
 		t.Fatalf("cookie token: %+v %v", sess, err)
+	}
+	// The browser's next read is signed in by the cookie alone.
+	me := e.Do(apitest.Request{Method: "GET", Path: "/v1/users/" + u.ID, Headers: map[string]string{"Cookie": cookie[0].String()}}).Expect(t, 200)
+	if me.String("data.username") != "johndoe" {
+		t.Fatalf("read by cookie: %s", me.Body)
 	}
 	mem, _ := e.App.Users.Member(context.Background(), a, u.ID)
 	if mem.VisitCount != 1 {

@@ -187,6 +187,25 @@ func credential(r *http.Request, legacy bool) string {
 	return ""
 }
 
+// sessionCookie returns the session token a browser holds in the
+// SessionCookie (set by the Secure Auth login link), for reads only: GET and
+// HEAD requests without an Authorization header. A browser sends cookies with
+// requests other sites make, so a cookie must never authorise a change
+// (CSRF); every write needs the token in Authorization, which another site
+// cannot set. Reads are safe to take it: SameSite=Lax keeps it off
+// cross-site subrequests, and without CORS another site cannot read the
+// answer.
+func sessionCookie(r *http.Request) string {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.Header.Get("Authorization") != "" {
+		return ""
+	}
+	ck, err := r.Cookie(SessionCookie)
+	if err != nil || !looksLikeToken(ck.Value) {
+		return ""
+	}
+	return ck.Value
+}
+
 // looksLikeToken tells a session token (a JWT: three dot-separated
 // segments) from an API key.
 func looksLikeToken(s string) bool { return strings.Count(s, ".") == 2 }
@@ -197,6 +216,9 @@ func (s *Server) authorise(c *call, a access) error {
 		return nil
 	}
 	secret := credential(c.r, a.legacyHeader)
+	if secret == "" && a.userToken {
+		secret = sessionCookie(c.r)
+	}
 	if secret == "" {
 		return errs.Unauthenticatedf("Missing credentials: send Authorization: Bearer <key or token>.")
 	}

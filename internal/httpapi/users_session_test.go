@@ -4,9 +4,8 @@ import (
 	"testing"
 
 	"github.com/rallyhq/rally/internal/apitest"
+	"github.com/rallyhq/rally/internal/user"
 )
-
-// These tests need apitest.Env.SignIn from the signin branch.
 
 func TestGetUser(t *testing.T) {
 	e := apitest.New(t)
@@ -104,4 +103,24 @@ func TestCommunityUsers(t *testing.T) {
 	e.Do(apitest.Request{Method: "GET", Path: "/v1/communities/" + a + "/users", Key: eve}).Expect(t, 403)
 	e.Do(apitest.Request{Method: "GET", Path: "/v1/communities/" + a + "/users", Key: keyA}).Expect(t, 403)
 	e.Do(apitest.Request{Method: "GET", Path: "/v1/communities/" + a + "/users"}).Expect(t, 401)
+}
+
+// TestCommunityUsersAsOwner: the owner and admins see every member's email
+// (a plain member sees only their own, above).
+func TestCommunityUsersAsOwner(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	e.Member(a, "olga", user.MemberOptions{AccessLevel: 1, Joined: true, Owner: true})
+	createUser(t, e, keyA, "ada")
+	createUser(t, e, keyA, "bob")
+	res := e.Do(apitest.Request{Method: "GET", Path: "/v1/communities/" + a + "/users", Key: e.SignIn(a, "olga@example.com")}).Expect(t, 200)
+	list, _ := res.Get("data").([]any)
+	if res.Get("meta.total") != float64(3) || len(list) != 3 {
+		t.Fatalf("list: %s", res.Body)
+	}
+	for _, it := range list {
+		if m := it.(map[string]any); m["email"] != m["username"].(string)+"@example.com" {
+			t.Fatalf("owner sees every email: %v", m)
+		}
+	}
 }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/rallyhq/rally/internal/jsonx"
-	"github.com/rallyhq/rally/internal/userfield"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -15,7 +14,9 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/id"
+	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/user"
+	"github.com/rallyhq/rally/internal/userfield"
 )
 
 // newUser is a valid Create New User body for name.
@@ -85,6 +86,12 @@ func TestCreateUser(t *testing.T) {
 	_ = json.Unmarshal([]byte(payload), &welcome)
 	if welcome["emailPassword"] != true || welcome["emailTemplate"] != "0" || welcome["password"] != nil {
 		t.Fatalf("welcome payload %s", payload)
+	}
+	// The welcome mail is queued; it names the account, never the password.
+	sent, err := e.App.Mail.List(context.Background(), "ada@example.com", 10)
+	if err != nil || len(sent) != 1 || sent[0].Subject != "Welcome to Alpha" || !strings.Contains(sent[0].Body, "username is ada") ||
+		!strings.Contains(sent[0].Body, "set a password") || strings.Contains(sent[0].Body, "StrongPass1!") {
+		t.Fatalf("welcome mail: %+v %v", sent, err)
 	}
 
 	// The documented /apis/v1 form; no password (broker flow), not joined, referred by externalId.

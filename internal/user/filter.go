@@ -114,9 +114,11 @@ type condition struct {
 }
 
 // sql renders the condition with ? placeholders over members m joined to
-// users u. probe shapes a custom-field condition for a paged scan rather
-// than for counting.
-func (c condition) sql(probe bool) (string, []any) {
+// users u. A custom-field condition reads the matching user ids from the
+// value index ((field_id, value, user_id)): a page walks them in id order and
+// stops when it is full, and a count reads them once, whether the value is
+// rare or common.
+func (c condition) sql() (string, []any) {
 	var (
 		parts []string
 		args  []any
@@ -138,14 +140,8 @@ func (c condition) sql(probe bool) (string, []any) {
 	if c.col.fieldID == "" {
 		return where, args
 	}
-	args = append([]any{c.col.fieldID}, args...)
-	if probe {
-		// A correlated probe of the (field_id, user_id) key lets a scan of
-		// members in id order stop as soon as the page is full.
-		return "EXISTS (SELECT 1 FROM user_field_values v WHERE v.field_id = ? AND v.user_id = m.user_id AND " + where + ")", args
-	}
-	// Counting reads every match: the value index finds them directly.
-	return "m.user_id IN (SELECT v.user_id FROM user_field_values v WHERE v.field_id = ? AND " + where + ")", args
+	return "m.user_id IN (SELECT v.user_id FROM user_field_values v WHERE v.field_id = ? AND " + where + ")",
+		append([]any{c.col.fieldID}, args...)
 }
 
 // filterPlan is a validated request ready to run.
@@ -377,13 +373,11 @@ func (s *Service) Filter(ctx context.Context, communityID string, req FilterRequ
 	}
 	// The matching ids are chosen from members alone (joining users only
 	// when a condition reads it), then the page's rows are read in full.
-	from, where, countWhere := "members m", "m.community_id = ? AND m.deleted_at IS NULL", ""
-	var args, countArgs []any
+	from, where := "members m", "m.community_id = ? AND m.deleted_at IS NULL"
+	args := []any{communityID}
 	for _, c := range p.conds {
-		w, a := c.sql(true)
+		w, a := c.sql()
 		where, args = where+" AND "+w, append(args, a...)
-		w, a = c.sql(false)
-		countWhere, countArgs = countWhere+" AND "+w, append(countArgs, a...)
 		if strings.HasPrefix(c.col.expr, "u.") {
 			from = "members m JOIN users u ON u.id = m.user_id"
 		}
@@ -392,8 +386,7 @@ func (s *Service) Filter(ctx context.Context, communityID string, req FilterRequ
 	limit, offset := FilterPageSize+1, 0
 	if p.page > 0 {
 		var total int
-		if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM "+from+" WHERE m.community_id = ? AND m.deleted_at IS NULL"+countWhere,
-			append([]any{communityID}, countArgs...)...).Scan(&total); err != nil {
+		if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM "+from+" WHERE "+where, args...).Scan(&total); err != nil {
 			return FilterResult{}, fmt.Errorf("count filtered users: %w", err)
 		}
 		res.PageMode, res.CurrentPage = true, p.page
@@ -408,7 +401,7 @@ func (s *Service) Filter(ctx context.Context, communityID string, req FilterRequ
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE m.community_id = ? AND m.user_id IN (SELECT m.user_id FROM `+from+" WHERE "+where+
 		" ORDER BY m.user_id LIMIT ? OFFSET ?) ORDER BY m.user_id",
-		append(append([]any{communityID, communityID}, args...), limit, offset)...)
+		append(append([]any{communityID}, args...), limit, offset)...)
 	if err != nil {
 		return FilterResult{}, fmt.Errorf("filter users: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	mailer "github.com/rallyhq/rally/internal/mail"
 )
 
 // FieldValue is one custom user-field value as the API sends it (Create New
@@ -106,6 +107,14 @@ type ServiceDeps struct {
 	CheckPassword func(password string) string
 	// HashPassword hashes a password for storage (auth.HashPassword).
 	HashPassword func(password string) (string, error)
+	// Mail queues the welcome message Create New User's sendEmail and
+	// emailPassword ask for; nil sends none (the event is still written).
+	Mail Mailer
+}
+
+// Mailer queues an email inside the caller's transaction (mail.Mailer).
+type Mailer interface {
+	SendTx(ctx context.Context, tx *db.Tx, msg mailer.Message) error
 }
 
 // Service holds the rules for partner-managed users: creating them,
@@ -309,10 +318,13 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 			}
 		}
 		if in.SendEmail || in.EmailPassword {
-			return s.d.Events.Append(ctx, tx, communityID, "user.welcome.requested", map[string]any{
+			if err := s.d.Events.Append(ctx, tx, communityID, "user.welcome.requested", map[string]any{
 				"userId": u.ID, "id": u.NumID, "username": u.Username, "email": u.Email, "communityId": communityID,
 				"sendEmail": in.SendEmail, "emailPassword": in.EmailPassword, "emailTemplate": in.EmailTemplate,
-			})
+			}); err != nil {
+				return err
+			}
+			return s.welcomeTx(ctx, tx, communityID, u, in.EmailPassword)
 		}
 		return nil
 	})
@@ -320,6 +332,26 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 		return Created{}, err
 	}
 	return out, nil
+}
+
+// welcomeTx queues the welcome message of a partner-created account. With
+// withPassword it says the community chose a password for the account, but
+// never carries the password itself: mail travels and is kept (the outbox)
+// in clear text, and a password is a secret only its owner should hold.
+func (s *Service) welcomeTx(ctx context.Context, tx *db.Tx, communityID string, u User, withPassword bool) error {
+	if s.d.Mail == nil {
+		return nil
+	}
+	var community string
+	if err := tx.QueryRow(ctx, "SELECT name FROM communities WHERE id = ?", communityID).Scan(&community); err != nil {
+		return fmt.Errorf("welcome mail: read community: %w", err)
+	}
+	text := fmt.Sprintf("Hello %s,\n\nYour %s account is ready. Your username is %s.\n", u.DisplayName, community, u.Username)
+	if withPassword {
+		text += fmt.Sprintf("%s has set a password for you; sign in with your username or email (%s) and that password.\n",
+			community, u.Email)
+	}
+	return s.d.Mail.SendTx(ctx, tx, mailer.Message{To: u.Email, Subject: "Welcome to " + community, Text: text})
 }
 
 // findReferrerTx resolves a referral value to a live member of community:
