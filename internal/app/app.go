@@ -127,10 +127,10 @@ func EnsureSchema(ctx context.Context, d *db.DB, allowUpgrade bool) ([]string, e
 	switch {
 	case st.Current > st.Target:
 		return nil, fmt.Errorf("database schema version %d is newer than this binary's %d: run a newer rally", st.Current, st.Target)
-	case st.Current < st.Target && st.Current > 0 && !allowUpgrade:
+	case st.Pending && st.Current > 0 && !allowUpgrade:
 		return nil, fmt.Errorf("%w (version %d, binary needs %d): run `rally migrate` first, or start with `rally serve --migrate`",
 			ErrSchemaOutdated, st.Current, st.Target)
-	case st.Current < st.Target:
+	case st.Pending:
 		if applied, err = d.Migrate(ctx); err != nil {
 			return nil, err
 		}

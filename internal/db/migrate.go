@@ -52,7 +52,9 @@ func (d *DB) provider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(dialect, d.Writer, sub)
+	// Versions are reserved per change while work happens in parallel, so a
+	// lower-numbered migration may land after a higher one: apply it anyway.
+	p, err := goose.NewProvider(dialect, d.Writer, sub, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("migration provider: %w", err)
 	}
@@ -83,6 +85,9 @@ type SchemaState struct {
 	Current int64
 	// Target is the newest migration this binary carries.
 	Target int64
+	// Pending is true when some migration of the binary is not applied,
+	// including one numbered below Current.
+	Pending bool
 }
 
 // Schema reports the applied and the embedded schema versions.
@@ -100,7 +105,11 @@ func (d *DB) Schema(ctx context.Context) (SchemaState, error) {
 	if len(srcs) > 0 {
 		target = srcs[len(srcs)-1].Version
 	}
-	return SchemaState{Current: cur, Target: target}, nil
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return SchemaState{}, fmt.Errorf("check pending migrations: %w", err)
+	}
+	return SchemaState{Current: cur, Target: target, Pending: pending}, nil
 }
 
 // Rollback undoes the newest applied migration and returns its name; an
