@@ -3,7 +3,6 @@ package httpapi
 import (
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/rallyhq/rally/internal/errs"
@@ -25,9 +24,9 @@ const (
 // and spins).
 func (s *Server) streakRoutes() {
 	s.handle("GET /streaks", famS, partner(permGetStreaks), s.listStreaks)
-	s.handle("POST /streaks", famM, partner(permManageStreaks), s.createStreak)
+	s.handle("POST /streaks", famM, partner(permManageStreaks), s.saveStreak)
 	s.handle("GET /streaks/{streakId}", famM, partner(permGetStreaks), s.getStreak)
-	s.handle("PUT /streaks/{streakId}", famM, partner(permManageStreaks), s.updateStreak)
+	s.handle("PUT /streaks/{streakId}", famM, partner(permManageStreaks), s.saveStreak)
 	s.handle("DELETE /streaks/{streakId}", famM, partner(permManageStreaks), s.deleteStreak)
 	s.handle("POST /users/streaks/logs", famS, partner(permUserStats), s.streakLogs)
 	s.handle("POST /users/mini-games/stats", famS, partner(permUserStats), s.miniGameStats)
@@ -43,24 +42,6 @@ type streakPagination struct {
 	HasPrevPage bool `json:"hasPrevPage"`
 }
 
-// pageQuery reads page (from 1) and limit from the query string.
-func pageQuery(r *http.Request, defLimit, maxLim int) (page, limit int, err error) {
-	var v errs.Validator
-	page, limit = 1, defLimit
-	q := r.URL.Query()
-	if s := q.Get("page"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		v.Check(convErr == nil && n >= 1, "page", "must be a whole number of at least 1")
-		page = n
-	}
-	if s := q.Get("limit"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		v.Check(convErr == nil && n >= 1 && n <= maxLim, "limit", "must be a whole number from 1 to %d", maxLim)
-		limit = n
-	}
-	return page, limit, v.Err()
-}
-
 func totalPages(total, limit int) int { return int(math.Ceil(float64(total) / float64(limit))) }
 
 func (s *Server) listStreaks(c *call) error {
@@ -68,7 +49,7 @@ func (s *Server) listStreaks(c *call) error {
 	if err != nil {
 		return err
 	}
-	page, limit, err := pageQuery(c.r, streak.DefaultListLimit, streak.MaxListLimit)
+	page, limit, err := queryPage(c.r, "page", 1, streak.DefaultListLimit, streak.MaxListLimit)
 	if err != nil {
 		return err
 	}
@@ -86,7 +67,8 @@ func (s *Server) listStreaks(c *call) error {
 	return nil
 }
 
-func (s *Server) createStreak(c *call) error {
+// saveStreak creates a streak (POST /streaks) or updates the path's one.
+func (s *Server) saveStreak(c *call) error {
 	communityID, err := c.community()
 	if err != nil {
 		return err
@@ -95,11 +77,19 @@ func (s *Server) createStreak(c *call) error {
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	st, err := s.Streaks.Create(c.r.Context(), communityID, in)
+	id := c.r.PathValue("streakId")
+	if id == "" {
+		st, err := s.Streaks.Create(c.r.Context(), communityID, in)
+		if err != nil {
+			return err
+		}
+		return c.ok(http.StatusCreated, "Create streak success.", st)
+	}
+	st, err := s.Streaks.Update(c.r.Context(), communityID, id, in)
 	if err != nil {
 		return err
 	}
-	return c.ok(http.StatusCreated, "Create streak success.", st)
+	return c.ok(http.StatusOK, "Update streak success.", st)
 }
 
 func (s *Server) getStreak(c *call) error {
@@ -112,22 +102,6 @@ func (s *Server) getStreak(c *call) error {
 		return err
 	}
 	return c.ok(http.StatusOK, "Read streak success.", st)
-}
-
-func (s *Server) updateStreak(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	var in streak.Input
-	if err := c.decode(&in); err != nil {
-		return err
-	}
-	st, err := s.Streaks.Update(c.r.Context(), communityID, c.r.PathValue("streakId"), in)
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Update streak success.", st)
 }
 
 func (s *Server) deleteStreak(c *call) error {

@@ -185,7 +185,9 @@ func TestStreaksGrowAndBreakInTheirTimeZone(t *testing.T) {
 		}
 		emit(t, e, a, streak.EventMessagePosted, p)
 	}
-	react := func(u user.User) { emit(t, e, a, streak.EventMessageReacted, map[string]any{"userId": u.ID, "emoji": "👍"}) }
+	react := func(u user.User) {
+		emit(t, e, a, streak.EventMessageReacted, map[string]any{"userId": u.ID, "emoji": "👍"})
+	}
 
 	// Before the start day nothing counts.
 	react(ann)

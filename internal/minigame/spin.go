@@ -58,7 +58,6 @@ func (r spinRow) view(userID string, w *Wheel, now time.Time) Spins {
 	return sp
 }
 
-
 // lockSpins reads (creating) the member's spins, locked for tx.
 func lockSpins(ctx context.Context, tx *db.Tx, communityID, userID string, now time.Time) (spinRow, error) {
 	if err := tx.Lock(ctx, "spins:"+communityID+":"+userID); err != nil {
