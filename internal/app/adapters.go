@@ -6,6 +6,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
@@ -31,12 +32,14 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 }
 
 // counters gathers a member's activity counters from the domains that keep
-// them: coins from the wallet, XP from the XP service; messages and streaks
-// join as their domains arrive (zero until then).
+// them: coins from the wallet, XP from the XP service, the login streak
+// from the streak service; messages join as their domain arrives (zero
+// until then).
 type counters struct {
-	wallet *wallet.Service
-	xp     *xp.Service
-	clock  clock.Clock
+	wallet  *wallet.Service
+	xp      *xp.Service
+	streaks *streak.Service
+	clock   clock.Clock
 }
 
 func (c counters) Stats(ctx context.Context, communityID, userID string) (user.Stats, error) {
@@ -58,7 +61,12 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
-	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday}, nil
+	loginStreak, err := c.streaks.LoginStreak(ctx, communityID, userID)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday,
+		LoginStreak: loginStreak}, nil
 }
 
 func (c counters) Column(field string) string {

@@ -28,8 +28,10 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
+	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
+	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
@@ -70,6 +72,10 @@ type App struct {
 	Wallet      *wallet.Service
 	XP          *xp.Service
 	Idempotency *idem.Keeper
+	// Streaks keeps streak definitions, members' streaks and login streaks.
+	Streaks *streak.Service
+	// MiniGames runs the spin wheel.
+	MiniGames *minigame.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -150,9 +156,10 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Queue = q
 	a.Outbox = event.NewOutbox(event.OutboxDeps{Clock: a.Clock, Queue: q})
 	a.Feed = event.NewFeed(event.FeedDeps{DB: a.DB})
+	a.Streaks = streak.NewService(streak.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	if _, err := event.NewDispatcher(event.DispatcherDeps{
 		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
-		Subscribers: []event.Subscriber{a.Feed.Subscriber()},
+		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber()},
 	}); err != nil {
 		return err
 	}
@@ -167,6 +174,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
+	a.MiniGames = minigame.NewService(minigame.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Wallet: a.Wallet, Store: a.Store})
 	if a.Mail, err = mail.New(mail.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "mail"), SMTPURL: a.Config.SMTPURL}); err != nil {
 		return err
 	}
@@ -178,7 +186,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, clock: a.Clock},
+		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
@@ -192,6 +200,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
 		Users: a.UserService, Files: a.Files,
+		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 	})
 	return nil
 }

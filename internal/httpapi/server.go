@@ -15,8 +15,10 @@ import (
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
+	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
@@ -52,6 +54,12 @@ type Deps struct {
 	Users *user.Service
 	// Files stores and serves uploaded files (avatars).
 	Files *blob.Store
+	// UserStore finds members named in request bodies.
+	UserStore *user.Store
+	// Streaks keeps streak definitions and members' streaks.
+	Streaks *streak.Service
+	// MiniGames runs the spin wheel.
+	MiniGames *minigame.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -122,4 +130,5 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.walletRoutes()
 	s.userRoutes()
+	s.streakRoutes()
 }

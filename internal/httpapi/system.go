@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -47,18 +49,33 @@ const (
 
 // offsetPage reads skip and limit from the query string, naming each bad one.
 func offsetPage(r *http.Request) (skip, limit int, err error) {
+	return queryPage(r, "skip", 0, defaultLimit, maxLimit)
+}
+
+// queryPage reads a paging start (start, at least min, default min) and
+// limit (1 to maxLim, default defLimit) from the query string, naming each
+// bad one.
+func queryPage(r *http.Request, start string, min, defLimit, maxLim int) (from, limit int, err error) {
 	var v errs.Validator
-	skip, limit = 0, defaultLimit
+	from, limit = min, defLimit
 	q := r.URL.Query()
-	if s := q.Get("skip"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		v.Check(convErr == nil && n >= 0, "skip", "must be a whole number of at least 0")
-		skip = n
+	queryInt(&v, q, start, min, math.MaxInt, &from)
+	queryInt(&v, q, "limit", 1, maxLim, &limit)
+	return from, limit, v.Err()
+}
+
+// queryInt reads the whole-number query parameter name into dst (left as it
+// is when absent), naming it in v unless it lies in [lo, hi].
+func queryInt(v *errs.Validator, q url.Values, name string, lo, hi int, dst *int) {
+	s := q.Get(name)
+	if s == "" {
+		return
 	}
-	if s := q.Get("limit"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		v.Check(convErr == nil && n >= 1 && n <= maxLimit, "limit", "must be a whole number from 1 to %d", maxLimit)
-		limit = n
+	n, err := strconv.Atoi(s)
+	if hi == math.MaxInt {
+		v.Check(err == nil && n >= lo, name, "must be a whole number of at least %d", lo)
+	} else {
+		v.Check(err == nil && n >= lo && n <= hi, name, "must be a whole number from %d to %d", lo, hi)
 	}
-	return skip, limit, v.Err()
+	*dst = n
 }
