@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rallyhq/rally/api"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/badge"
 	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
@@ -74,6 +75,8 @@ type App struct {
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
 	Files *blob.Store
+	// Badges holds badges, their awards and applications.
+	Badges *badge.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -180,6 +183,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
 		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
+	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
 	}
@@ -192,6 +196,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
 		Users: a.UserService, Files: a.Files,
+		Badges: a.Badges,
 	})
 	return nil
 }
