@@ -126,22 +126,8 @@ func (s *Service) Applications(ctx context.Context, communityID string, q Applic
 	}
 	rows, err := s.d.DB.Query(ctx, "SELECT "+applicationColumns+" FROM badge_applications "+where+" ORDER BY seq DESC LIMIT ? OFFSET ?",
 		append(args, q.Limit, q.Skip)...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list badge applications: %w", err)
-	}
-	defer rows.Close()
-	out := []Application{}
-	for rows.Next() {
-		a, err := scanApplication(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list badge applications: %w", err)
-	}
-	return out, total, nil
+	out, err := collect(rows, err, "list badge applications", func(r *sql.Rows) (Application, error) { return scanApplication(r) })
+	return out, total, err
 }
 
 // Approve decides a pending application for the badge and awards it in the

@@ -270,20 +270,20 @@ func (s *Service) HeldBy(ctx context.Context, communityID string, userIDs []stri
 // heldWhere reads holdings matched by where (after the join), by member.
 func (s *Service) heldWhere(ctx context.Context, where string, args ...any) (map[string][]Held, error) {
 	rows, err := s.d.DB.Query(ctx, heldSelect+where, args...)
+	type row struct {
+		userID string
+		held   Held
+	}
+	list, err := collect(rows, err, "list held badges", func(r *sql.Rows) (row, error) {
+		userID, h, err := scanHeld(r)
+		return row{userID, h}, err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list held badges: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	out := map[string][]Held{}
-	for rows.Next() {
-		userID, h, err := scanHeld(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[userID] = append(out[userID], h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list held badges: %w", err)
+	for _, r := range list {
+		out[r.userID] = append(out[r.userID], r.held)
 	}
 	return out, nil
 }

@@ -58,44 +58,24 @@ func (s *Server) badgeRoutes() {
 			return s.Badges.Get(c.r.Context(), communityID, c.r.PathValue("badgeId"))
 		}))
 	s.handle("POST /badges", famL, manage, inCommunity(http.StatusOK, "Badge has been created successfully",
-		func(c *call, communityID string) (badge.Badge, error) {
-			var in badge.Input
-			if err := c.decode(&in); err != nil {
-				return badge.Badge{}, err
-			}
+		decoded(func(c *call, communityID string, in badge.Input) (badge.Badge, error) {
 			return s.Badges.Create(c.r.Context(), communityID, in)
-		}))
+		})))
 	s.handle("PUT /badges/{badgeId}", famL, manage, inCommunity(http.StatusOK, "Badge has been updated successfully",
-		func(c *call, communityID string) (badge.Badge, error) {
-			var in badge.Input
-			if err := c.decode(&in); err != nil {
-				return badge.Badge{}, err
-			}
+		decoded(func(c *call, communityID string, in badge.Input) (badge.Badge, error) {
 			return s.Badges.Update(c.r.Context(), communityID, c.r.PathValue("badgeId"), in)
-		}))
+		})))
 	s.handle("DELETE /badges/{badgeId}", famL, manage, inCommunity(http.StatusOK, "Badge has been deleted successfully",
 		func(c *call, communityID string) (badge.Badge, error) {
 			return s.Badges.Delete(c.r.Context(), communityID, c.r.PathValue("badgeId"))
 		}))
 	s.handle("POST /badges/{badgeId}/award", famL, manage, s.awardBadge)
 	s.handle("POST /badges/{badgeId}/remove", famL, manage, func(c *call) error {
-		communityID, err := c.community()
+		m, err := c.badgeMember(badge.MaxQuantity)
 		if err != nil {
 			return err
 		}
-		var in badgeMemberInput
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		u, err := c.badgeMember(communityID, in)
-		if err != nil {
-			return err
-		}
-		quantity, err := in.quantity(badge.MaxQuantity)
-		if err != nil {
-			return err
-		}
-		if _, err := s.Badges.Remove(c.r.Context(), communityID, c.r.PathValue("badgeId"), u.ID, quantity, c.badgeActor()); err != nil {
+		if _, err := s.Badges.Remove(c.r.Context(), m.communityID, c.r.PathValue("badgeId"), m.user.ID, m.quantity, c.badgeActor()); err != nil {
 			return err
 		}
 		return c.ok(http.StatusOK, "Badge has been removed successfully", []string{})
@@ -129,13 +109,9 @@ func (s *Server) badgeRoutes() {
 func (s *Server) applicationRoutes(manage access) {
 	s.handle("POST /communities/{communityId}/badges/{badgeId}/apply", famL, userToken(),
 		inCommunity(http.StatusCreated, "Badge application submitted successfully",
-			func(c *call, communityID string) (badge.Application, error) {
-				var in badge.ApplyInput
-				if err := c.decode(&in); err != nil {
-					return badge.Application{}, err
-				}
+			decoded(func(c *call, communityID string, in badge.ApplyInput) (badge.Application, error) {
 				return s.Badges.Apply(c.r.Context(), communityID, c.r.PathValue("badgeId"), c.session.UserID, in)
-			}))
+			})))
 	s.handle("GET /communities/{communityId}/badge-applications", famL, manage.orUser(), func(c *call) error {
 		communityID, err := c.community()
 		if err != nil {
@@ -194,25 +170,12 @@ type applicationDecision struct {
 // awardBadge serves GA6: the badge's rewards are granted in the award's
 // transaction; Idempotency-Key is honoured.
 func (s *Server) awardBadge(c *call) error {
-	communityID, err := c.community()
+	m, err := c.badgeMember(badge.MaxAwardQuantity)
 	if err != nil {
 		return err
 	}
-	var in badgeMemberInput
-	raw, err := c.decodeRaw(&in)
-	if err != nil {
-		return err
-	}
-	u, err := c.badgeMember(communityID, in)
-	if err != nil {
-		return err
-	}
-	quantity, err := in.quantity(badge.MaxAwardQuantity)
-	if err != nil {
-		return err
-	}
-	g := badge.Grant{CommunityID: communityID, BadgeID: c.r.PathValue("badgeId"), UserID: u.ID, Quantity: quantity, Actor: c.badgeActor()}
-	return c.idempotent("/v1/badges/"+strings.ToLower(g.BadgeID)+"/award", raw, func(tx *db.Tx) (int, string, any, error) {
+	g := badge.Grant{CommunityID: m.communityID, BadgeID: c.r.PathValue("badgeId"), UserID: m.user.ID, Quantity: m.quantity, Actor: c.badgeActor()}
+	return c.idempotent("/v1/badges/"+strings.ToLower(g.BadgeID)+"/award", m.raw, func(tx *db.Tx) (int, string, any, error) {
 		_, held, err := s.Badges.AwardTx(c.r.Context(), tx, g)
 		if err != nil {
 			return 0, "", nil, err
@@ -221,48 +184,58 @@ func (s *Server) awardBadge(c *call) error {
 	})
 }
 
-// quantity returns the body's quantity (0 when absent); a quantity sent
-// must be from 1 to limit.
-func (in badgeMemberInput) quantity(limit int64) (int64, error) {
-	if in.Quantity == nil {
-		return 0, nil
-	}
-	if *in.Quantity < 1 || *in.Quantity > limit {
-		var v errs.Validator
-		v.Add("quantity", "must be a whole number from 1 to %d", limit)
-		return 0, v.Err()
-	}
-	return *in.Quantity, nil
+// badgeTarget is the member a badge request names, in the call's
+// community, with the request's quantity (0 when absent) and raw body.
+type badgeTarget struct {
+	communityID string
+	user        user.User
+	quantity    int64
+	raw         []byte
 }
 
-// badgeMember resolves the body's member to a live member of communityID,
-// naming the offending fields when none is given properly.
-func (c *call) badgeMember(communityID string, in badgeMemberInput) (user.User, error) {
-	var v errs.Validator
+// badgeMember reads the body of an award or removal and resolves its member
+// to a live member of the call's community, naming every offending field; a
+// quantity sent must be from 1 to maxQuantity.
+func (c *call) badgeMember(maxQuantity int64) (badgeTarget, error) {
+	var (
+		t   badgeTarget
+		in  badgeMemberInput
+		err error
+		v   errs.Validator
+	)
+	if t.communityID, err = c.community(); err != nil {
+		return t, err
+	}
+	if t.raw, err = c.decodeRaw(&in); err != nil {
+		return t, err
+	}
+	if in.Quantity != nil {
+		t.quantity = *in.Quantity
+		v.Check(t.quantity >= 1 && t.quantity <= maxQuantity, "quantity", "must be a whole number from 1 to %d", maxQuantity)
+	}
 	hasUserID := len(in.UserID) > 0 && string(in.UserID) != "null"
 	identifier := strings.TrimSpace(in.Identifier)
 	kind, kindOK := identifierKinds[strings.TrimSpace(in.IdentifierType)]
+	ref, refOK := userRef(in.UserID)
 	switch {
 	case hasUserID && identifier != "":
 		v.Add("identifier", "send either userId or identifier, not both")
 	case hasUserID:
-		ref, ok := userRef(in.UserID)
-		if !ok {
-			v.Add("userId", "must be a user's numeric id or 24-hex _id")
-			break
-		}
-		return c.s.Wallet.Member(c.r.Context(), communityID, ref)
+		v.Check(refOK, "userId", "must be a user's numeric id or 24-hex _id")
 	case identifier != "":
-		if !kindOK {
-			v.Add("identifier_type", "must be email, id, _id or username")
-			break
-		}
-		u, _, err := c.s.Users.Store().FindMember(c.r.Context(), communityID, identifier, kind)
-		return u, err
+		v.Check(kindOK, "identifier_type", "must be email, id, _id or username")
 	default:
 		v.Add("userId", "is required: a user's numeric id or _id (or send identifier and identifier_type)")
 	}
-	return user.User{}, v.Err()
+	if err := v.Err(); err != nil {
+		return t, err
+	}
+	if hasUserID {
+		t.user, err = c.s.Wallet.Member(c.r.Context(), t.communityID, ref)
+	} else {
+		t.user, _, err = c.s.Users.Store().FindMember(c.r.Context(), t.communityID, identifier, kind)
+	}
+	return t, err
 }
 
 // badgeActor is who is acting: the API key or the signed-in user.

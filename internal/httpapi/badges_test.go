@@ -173,12 +173,20 @@ func TestBadgeAuthAndTenancy(t *testing.T) {
 	}
 }
 
+// awardSetup starts a community with member ann, a single-award badge
+// granting xp and coins and a multi-award badge granting multiXP and
+// multiCoins.
+func awardSetup(t *testing.T, xpAmount, coins, multiXP, multiCoins int) (e *apitest.Env, communityID, key string, ann user.User, single, multi string) {
+	e = apitest.New(t)
+	communityID, key = e.Community("Badges A", "badges-a")
+	ann = e.Member(communityID, "ann", user.MemberOptions{Joined: true})
+	single = createBadge(t, e, key, rewardBadge("Major", "trade", xpAmount, coins, false))
+	multi = createBadge(t, e, key, rewardBadge("Streaker", "streak", multiXP, multiCoins, true))
+	return e, communityID, key, ann, single, multi
+}
+
 func TestBadgeAwardAndRemove(t *testing.T) {
-	e := apitest.New(t)
-	a, key := e.Community("Badges A", "badges-a")
-	ann := e.Member(a, "ann", user.MemberOptions{Joined: true})
-	single := createBadge(t, e, key, rewardBadge("Major", "trade", 100, 50, false))
-	multi := createBadge(t, e, key, rewardBadge("Streaker", "streak", 10, 0, true))
+	e, a, key, ann, single, multi := awardSetup(t, 100, 50, 10, 0)
 	plain := createBadge(t, e, key, map[string]any{"title": "Plain", "action": "custom", "awardXpQuantity": 500})
 
 	// The documented award: bare root path, x-api-key, userId as the numeric id.
@@ -285,11 +293,7 @@ func TestBadgeAwardAndRemove(t *testing.T) {
 }
 
 func TestBadgeConcurrentAwards(t *testing.T) {
-	e := apitest.New(t)
-	a, key := e.Community("Badges A", "badges-a")
-	ann := e.Member(a, "ann", user.MemberOptions{Joined: true})
-	single := createBadge(t, e, key, rewardBadge("Once", "trade", 7, 3, false))
-	multi := createBadge(t, e, key, rewardBadge("Many", "trade2", 5, 2, true))
+	e, a, key, ann, single, multi := awardSetup(t, 7, 3, 5, 2)
 
 	run := func(badgeID string) map[int]int {
 		const n = 30
