@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rallyhq/rally/api"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/badge"
 	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
@@ -80,6 +81,8 @@ type App struct {
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
 	Files *blob.Store
+	// Badges holds badges, their awards and applications.
+	Badges *badge.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -188,6 +191,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
 		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
+	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
 	}
@@ -201,6 +205,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
 		Users: a.UserService, Files: a.Files,
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
+		Badges: a.Badges,
 	})
 	return nil
 }

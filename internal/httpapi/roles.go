@@ -41,21 +41,13 @@ func (s *Server) roleRoutes() {
 		return c.list("Roles fetched successfully", list, Page{Skip: &skip, Limit: &limit, Total: &total})
 	})
 	s.handle("POST /roles", famL, manage, inCommunity(http.StatusCreated, "Role created successfully",
-		func(c *call, communityID string) (role.Role, error) {
-			var in role.Input
-			if err := c.decode(&in); err != nil {
-				return role.Role{}, err
-			}
+		decoded(func(c *call, communityID string, in role.Input) (role.Role, error) {
 			return s.Roles.Create(c.r.Context(), communityID, in)
-		}))
+		})))
 	s.handle("PUT /roles/{id}", famL, manage, inCommunity(http.StatusOK, "Role updated successfully",
-		func(c *call, communityID string) (role.Role, error) {
-			var in role.Input
-			if err := c.decode(&in); err != nil {
-				return role.Role{}, err
-			}
+		decoded(func(c *call, communityID string, in role.Input) (role.Role, error) {
 			return s.Roles.Update(c.r.Context(), communityID, c.r.PathValue("id"), in)
-		}))
+		})))
 	s.handle("DELETE /roles/{id}", famL, manage, inCommunity(http.StatusOK, "Role deleted successfully",
 		func(c *call, communityID string) (role.Role, error) {
 			return s.Roles.Delete(c.r.Context(), communityID, c.r.PathValue("id"))
@@ -84,6 +76,18 @@ func inCommunity[T any](status int, message string, fn func(c *call, communityID
 			return err
 		}
 		return c.ok(status, message, v)
+	}
+}
+
+// decoded decodes the JSON body into an In and passes it to fn.
+func decoded[In, T any](fn func(c *call, communityID string, in In) (T, error)) func(c *call, communityID string) (T, error) {
+	return func(c *call, communityID string) (T, error) {
+		var in In
+		if err := c.decode(&in); err != nil {
+			var zero T
+			return zero, err
+		}
+		return fn(c, communityID, in)
 	}
 }
 

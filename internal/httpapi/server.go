@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rallyhq/rally/internal/auth"
+	"github.com/rallyhq/rally/internal/badge"
 	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
@@ -52,6 +53,8 @@ type Deps struct {
 	Idempotency *idem.Keeper
 	// Users is the partner-facing user service.
 	Users *user.Service
+	// Badges holds badges, their awards and applications.
+	Badges *badge.Service
 	// Files stores and serves uploaded files (avatars).
 	Files *blob.Store
 	// UserStore finds members named in request bodies.
@@ -131,4 +134,5 @@ func (s *Server) routes() {
 	s.walletRoutes()
 	s.userRoutes()
 	s.streakRoutes()
+	s.badgeRoutes()
 }
