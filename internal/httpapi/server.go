@@ -14,6 +14,7 @@ import (
 	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
@@ -52,6 +53,8 @@ type Deps struct {
 	Users *user.Service
 	// Files stores and serves uploaded files (avatars).
 	Files *blob.Store
+	// Gamification serves XP and tier settings and activity history.
+	Gamification *gamification.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -122,4 +125,5 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.walletRoutes()
 	s.userRoutes()
+	s.gamificationRoutes()
 }

@@ -276,11 +276,15 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 		if err != nil {
 			return err
 		}
-		if err := s.d.Events.Append(ctx, tx, communityID, "user.created", map[string]any{
+		created := map[string]any{
 			"userId": u.ID, "id": u.NumID, "username": u.Username, "email": u.Email, "displayName": u.DisplayName,
 			"firstName": u.FirstName, "lastName": u.LastName, "communityId": communityID,
 			"createdAt": clock.Format(u.CreatedAt),
-		}); err != nil {
+		}
+		if referrer != "" {
+			created["referredBy"] = referrer // the referrer's _id: the reward subscriber credits them
+		}
+		if err := s.d.Events.Append(ctx, tx, communityID, "user.created", created); err != nil {
 			return err
 		}
 		m, err := s.d.Store.AddMemberTx(ctx, tx, communityID, u, MemberOptions{AccessLevel: level, Joined: joined})
