@@ -6,6 +6,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
@@ -31,11 +32,13 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 }
 
 // counters gathers a member's activity counters from the domains that keep
-// them: coins from the wallet, XP from the XP service; messages and streaks
-// join as their domains arrive (zero until then).
+// them: coins from the wallet, XP from the XP service, level and tier from
+// gamification; messages and streaks join as their domains arrive (zero
+// until then).
 type counters struct {
 	wallet *wallet.Service
 	xp     *xp.Service
+	levels *gamification.Service
 	clock  clock.Clock
 }
 
@@ -58,7 +61,15 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
-	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday}, nil
+	lv, err := c.levels.LevelOf(ctx, communityID, total)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	st := user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday, Level: lv.Index}
+	if lv.Index > 0 {
+		st.Tier = &user.Tier{Name: lv.TierName, Icon: lv.TierIcon, Level: lv.Level}
+	}
+	return st, nil
 }
 
 func (c counters) Column(field string) string {

@@ -183,7 +183,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, clock: a.Clock},
+		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, levels: a.Gamification, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err

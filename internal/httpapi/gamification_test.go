@@ -254,6 +254,17 @@ func TestLevelAndTierFollowLifetimeXP(t *testing.T) {
 	if n := len(e.EventTypes(a, gamification.EventLevelChanged)); n != 4 {
 		t.Fatalf("%d level events with tiers off", n)
 	}
+	// Get User Data shows the level and tier of lifetime XP (107).
+	res := e.Do(apitest.Request{Method: "POST", Path: "/v1/users/info", Key: key, Body: map[string]any{"idOrEmail": "climber"}}).Expect(t, 200)
+	if res.Get("data.xp") != float64(107) || res.Get("data.level") != float64(6) || res.String("data.tier.name") != "Captain" ||
+		res.Get("data.tier.level") != float64(3) {
+		t.Fatalf("user data: %s", res.Body)
+	}
+	e.Member(a, "fresh", user.MemberOptions{AccessLevel: 1, Joined: true})
+	res = e.Do(apitest.Request{Method: "POST", Path: "/v1/users/info", Key: key, Body: map[string]any{"idOrEmail": "fresh"}}).Expect(t, 200)
+	if res.Get("data.level") != float64(0) || res.Get("data.tier") != nil {
+		t.Fatalf("fresh member: %s", res.Body)
+	}
 }
 
 func TestRewardSubscriberEndToEnd(t *testing.T) {
@@ -262,13 +273,13 @@ func TestRewardSubscriberEndToEnd(t *testing.T) {
 	a, key := e.Community("Rewards", "rewards")
 	u := e.Member(a, "ada", user.MemberOptions{AccessLevel: 1, Joined: true})
 	setXP(t, e, a, key, map[string]any{
-		"message": map[string]any{"enabled": true, "xp": 10, "coins": 2, "time": 0},
-		"reply":   map[string]any{"enabled": true, "xp": 5, "coins": 0, "time": 0},
-		"react":   map[string]any{"enabled": true, "xp": 3, "coins": 1, "time": 0},
-		"visit":   map[string]any{"enabled": true, "xp": 7, "coins": 0},
-		"refer":   map[string]any{"enabled": true, "xp": 20, "coins": 5},
+		"message":  map[string]any{"enabled": true, "xp": 10, "coins": 2, "time": 0},
+		"reply":    map[string]any{"enabled": true, "xp": 5, "coins": 0, "time": 0},
+		"react":    map[string]any{"enabled": true, "xp": 3, "coins": 1, "time": 0},
+		"visit":    map[string]any{"enabled": true, "xp": 7, "coins": 0},
+		"refer":    map[string]any{"enabled": true, "xp": 20, "coins": 5},
 		"referral": map[string]any{"enabled": true, "xp": 4},
-		"object":  map[string]any{"enabled": false},
+		"object":   map[string]any{"enabled": false},
 	})
 	emit(t, e, a, "message.posted", map[string]any{"userId": u.ID, "messageId": "m1"})
 	emit(t, e, a, "message.posted", map[string]any{"userId": u.ID, "messageId": "m2", "parentId": "m1"})
@@ -474,7 +485,7 @@ func TestGamificationHistoryStatsAndLogs(t *testing.T) {
 
 	// GA8, POST: one day, many members, paged over the identifiers.
 	res = e.Do(apitest.Request{Method: "POST", Path: "/apis/v1/users/activity/daily", Key: key, Body: map[string]any{
-		"identifier": []string{"ada@example.com", "bob@example.com", "nobody@example.com", "stranger@example.com"},
+		"identifier":      []string{"ada@example.com", "bob@example.com", "nobody@example.com", "stranger@example.com"},
 		"identifier_type": "email", "date": "10/03/2026", "page": 1, "limit": 2}}).Expect(t, 200)
 	if res.String("data.date") != "10/03/2026" || res.Get("data.pagination.total") != float64(4) || res.Get("data.pagination.total_pages") != float64(2) ||
 		res.Get("data.pagination.found") != float64(2) || res.String("data.results.0.user_id") != ada.ID || res.Get("data.results.0.xp") != float64(21) ||
@@ -484,7 +495,7 @@ func TestGamificationHistoryStatsAndLogs(t *testing.T) {
 	}
 	// Page 2 holds an unknown user and another community's member: neither shows.
 	res = e.Do(apitest.Request{Method: "POST", Path: "/v1/users/activity/daily", Key: key, Body: map[string]any{
-		"identifier": []string{"ada@example.com", "bob@example.com", "nobody@example.com", "stranger@example.com"},
+		"identifier":      []string{"ada@example.com", "bob@example.com", "nobody@example.com", "stranger@example.com"},
 		"identifier_type": "email", "date": "10/03/2026", "page": 2, "limit": 2}}).Expect(t, 200)
 	if res.Get("data.pagination.found") != float64(0) || len(res.Get("data.results").([]any)) != 0 {
 		t.Fatalf("page 2: %s", res.Body)

@@ -65,6 +65,18 @@ type Stats struct {
 	// TimeSpent is in seconds.
 	TimeSpent   int64
 	LoginStreak int64
+	// Level is the member's level across all tiers (from 1; 0 below the
+	// first level or without tiers) and Tier the tier it belongs to.
+	Level int
+	Tier  *Tier
+}
+
+// Tier is the tier a member's lifetime XP reaches, as Get User Data shows it.
+type Tier struct {
+	Name string `json:"name"`
+	Icon string `json:"icon"`
+	// Level is the level within the tier, 1 to 3.
+	Level int `json:"level"`
 }
 
 // Counters reads members' activity counters. Domains that keep them plug in
