@@ -142,8 +142,14 @@ type BatchQuery struct {
 	Identifiers    []string `json:"identifier"`
 	IdentifierType string   `json:"identifier_type"`
 	Date           string   `json:"date"`
-	Page           *int     `json:"page"`
-	Limit          *int     `json:"limit"`
+	PageQuery
+}
+
+// PageQuery is page/limit paging as sent in a body: page from 1, limit 1 to
+// MaxPageLimit (default DefaultPageLimit).
+type PageQuery struct {
+	Page  *int `json:"page"`
+	Limit *int `json:"limit"`
 }
 
 // Pagination is page/limit paging as the daily batch documents it. Total
@@ -173,16 +179,15 @@ type Batch struct {
 	Results    []BatchResult `json:"results"`
 }
 
-// page validates page and limit (page from 1; limit 1 to MaxPageLimit,
-// default DefaultPageLimit).
-func page(v *errs.Validator, p, l *int) (int, int) {
+// resolve validates q and returns the page and limit.
+func (q PageQuery) resolve(v *errs.Validator) (int, int) {
 	pg, lim := 1, DefaultPageLimit
-	if p != nil {
-		pg = *p
+	if q.Page != nil {
+		pg = *q.Page
 		v.Check(pg >= 1, "page", "must be a whole number of at least 1")
 	}
-	if l != nil {
-		lim = *l
+	if q.Limit != nil {
+		lim = *q.Limit
 		v.Check(lim >= 1 && lim <= MaxPageLimit, "limit", "must be a whole number from 1 to %d", MaxPageLimit)
 	}
 	return pg, lim
@@ -219,7 +224,7 @@ func (s *Service) DailyBatch(ctx context.Context, communityID string, q BatchQue
 		v.Check(err == nil, "date", "must be a date DD/MM/YYYY")
 		day = d
 	}
-	pg, lim := page(&v, q.Page, q.Limit)
+	pg, lim := q.PageQuery.resolve(&v)
 	if err := v.Err(); err != nil {
 		return Batch{}, err
 	}
@@ -338,8 +343,7 @@ func (s *Service) Activity(ctx context.Context, communityID string, q RangeQuery
 type LogsQuery struct {
 	Identifier     string `json:"identifier"`
 	IdentifierType string `json:"identifier_type"`
-	Page           *int   `json:"page"`
-	Limit          *int   `json:"limit"`
+	PageQuery
 }
 
 // LogsPage is GA9's answer: the member's awards, newest first.
@@ -355,7 +359,7 @@ func (s *Service) Logs(ctx context.Context, communityID string, q LogsQuery) (Lo
 	var v errs.Validator
 	v.Check(strings.TrimSpace(q.Identifier) != "", "identifier", "is required")
 	checkIdentifierType(&v, q.IdentifierType)
-	pg, lim := page(&v, q.Page, q.Limit)
+	pg, lim := q.PageQuery.resolve(&v)
 	if err := v.Err(); err != nil {
 		return LogsPage{}, err
 	}
