@@ -220,6 +220,9 @@ func (s *Service) Settings(ctx context.Context, communityID string) (Settings, e
 	}
 	var st Settings
 	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		if err := lockSettings(ctx, tx, communityID); err != nil {
+			return err
+		}
 		cur, stored, err := s.current(ctx, tx, communityID, tx.DB().ForUpdate())
 		if err != nil || stored {
 			st = cur
@@ -229,6 +232,12 @@ func (s *Service) Settings(ctx context.Context, communityID string) (Settings, e
 		return writeSettings(ctx, tx, cur, true)
 	})
 	return st, err
+}
+
+// lockSettings serialises writers of the community's document, the first
+// one (which inserts it) included.
+func lockSettings(ctx context.Context, tx *db.Tx, communityID string) error {
+	return tx.Lock(ctx, "gamification-settings:"+communityID)
 }
 
 func writeSettings(ctx context.Context, tx *db.Tx, st Settings, insert bool) error {
@@ -259,6 +268,9 @@ func writeSettings(ctx context.Context, tx *db.Tx, st Settings, insert bool) err
 func (s *Service) update(ctx context.Context, communityID string, change func(st *Settings) error) (Settings, error) {
 	var out Settings
 	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		if err := lockSettings(ctx, tx, communityID); err != nil {
+			return err
+		}
 		st, stored, err := s.current(ctx, tx, communityID, tx.DB().ForUpdate())
 		if err != nil {
 			return err

@@ -597,3 +597,27 @@ func TestGamificationHistoryStatsAndLogs(t *testing.T) {
 		t.Fatalf("batch tenancy: %s", res.Body)
 	}
 }
+
+func TestXPSettingConcurrentWrites(t *testing.T) {
+	e := apitest.New(t)
+	a, key := e.Community("Racing", "racing")
+	var wg sync.WaitGroup
+	const n = 6
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res := e.Do(apitest.Request{Method: "POST", Path: "/v1/gamifications/" + a + "/xp-setting", Key: key,
+				Body: map[string]any{"message": map[string]any{"xp": i + 1}}})
+			if res.Status != 200 {
+				t.Errorf("write %d: %d %s", i, res.Status, res.Body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	// The first write created the document (__v 0); each later one raised it.
+	res := e.Do(apitest.Request{Method: "GET", Path: "/v1/tiers", Key: key}).Expect(t, 200)
+	if res.Get("data.__v") != float64(n-1) {
+		t.Fatalf("__v %v after %d writes: %s", res.Get("data.__v"), n, res.Body)
+	}
+}
