@@ -391,3 +391,32 @@ func (e *Env) EventTypes(communityID string, only ...string) []string {
 	}
 	return out
 }
+
+// Emit appends an outbox event for communityID, as a domain change would.
+func (e *Env) Emit(communityID, typ string, payload any) {
+	e.T.Helper()
+	ctx := context.Background()
+	if err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
+		return e.App.Outbox.Append(ctx, tx, communityID, typ, payload)
+	}); err != nil {
+		e.T.Fatalf("emit %s: %v", typ, err)
+	}
+}
+
+// Drain waits until the outbox subscriber named subscriber has handled
+// every event of communityID.
+func (e *Env) Drain(communityID, subscriber string) {
+	e.T.Helper()
+	WaitFor(e.T, subscriber+" to catch up", func() bool {
+		var head, done int64
+		ctx := context.Background()
+		if err := e.App.DB.QueryRow(ctx, "SELECT COALESCE(MAX(seq), 0) FROM events WHERE community_id = ?", communityID).Scan(&head); err != nil {
+			e.T.Fatalf("read events: %v", err)
+		}
+		if err := e.App.DB.QueryRow(ctx, "SELECT COALESCE(MAX(last_seq), 0) FROM event_offsets WHERE subscriber = ? AND community_id = ?",
+			subscriber, communityID).Scan(&done); err != nil {
+			e.T.Fatalf("read offsets: %v", err)
+		}
+		return head > 0 && done >= head
+	})
+}

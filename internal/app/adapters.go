@@ -6,6 +6,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
@@ -32,13 +33,14 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 }
 
 // counters gathers a member's activity counters from the domains that keep
-// them: coins from the wallet, XP from the XP service, the login streak
-// from the streak service; messages join as their domain arrives (zero
-// until then).
+// them: coins from the wallet, XP from the XP service, level and tier from
+// gamification, the login streak from the streak service; messages join as
+// their domain arrives (zero until then).
 type counters struct {
 	wallet  *wallet.Service
 	xp      *xp.Service
 	streaks *streak.Service
+	levels  *gamification.Service
 	clock   clock.Clock
 }
 
@@ -65,8 +67,16 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
-	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday,
-		LoginStreak: loginStreak}, nil
+	lv, err := c.levels.LevelOf(ctx, communityID, total)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	st := user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday,
+		LoginStreak: loginStreak, Level: lv.Index}
+	if lv.Index > 0 {
+		st.Tier = &user.Tier{Name: lv.TierName, Icon: lv.TierIcon, Level: lv.Level}
+	}
+	return st, nil
 }
 
 func (c counters) Column(field string) string {

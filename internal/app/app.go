@@ -25,6 +25,7 @@ import (
 	"github.com/rallyhq/rally/internal/config"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/event"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
@@ -77,6 +78,8 @@ type App struct {
 	Streaks *streak.Service
 	// MiniGames runs the spin wheel.
 	MiniGames *minigame.Service
+	// Gamification holds XP settings, tiers, rewards for activity and history.
+	Gamification *gamification.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -160,18 +163,20 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Outbox = event.NewOutbox(event.OutboxDeps{Clock: a.Clock, Queue: q})
 	a.Feed = event.NewFeed(event.FeedDeps{DB: a.DB})
 	a.Streaks = streak.NewService(streak.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
-	if _, err := event.NewDispatcher(event.DispatcherDeps{
-		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
-		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber()},
-	}); err != nil {
-		return err
-	}
 	a.Keys = auth.NewKeys(auth.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Communities = community.NewService(community.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Keys: a.Keys})
 	a.Users = user.NewStore(user.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Wallet = wallet.NewService(wallet.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.XP = xp.NewService(xp.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Wallet: a.Wallet})
+	a.Gamification = gamification.NewService(gamification.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Users: a.Users})
+	a.XP.AddHook(a.Gamification.LevelHook)
+	if _, err := event.NewDispatcher(event.DispatcherDeps{
+		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
+		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber()},
+	}); err != nil {
+		return err
+	}
 	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
 		return err
 	}
@@ -189,7 +194,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, clock: a.Clock},
+		Fields: userFields{a.UserFields}, Roles: a.Roles,
+		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
 	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
@@ -203,7 +209,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
-		Users: a.UserService, Files: a.Files,
+		Users: a.UserService, Files: a.Files, Gamification: a.Gamification,
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
 	})

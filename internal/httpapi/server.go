@@ -15,6 +15,7 @@ import (
 	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/role"
@@ -63,6 +64,8 @@ type Deps struct {
 	Streaks *streak.Service
 	// MiniGames runs the spin wheel.
 	MiniGames *minigame.Service
+	// Gamification serves XP and tier settings and activity history.
+	Gamification *gamification.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -135,4 +138,5 @@ func (s *Server) routes() {
 	s.userRoutes()
 	s.streakRoutes()
 	s.badgeRoutes()
+	s.gamificationRoutes()
 }

@@ -7,38 +7,17 @@ import (
 	"time"
 
 	"github.com/rallyhq/rally/internal/apitest"
-	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 )
 
 // emit appends an outbox event as the publishing domain would, then waits
 // until the streak subscriber has passed every event of the community.
-func emit(t *testing.T, e *apitest.Env, communityID, typ string, payload map[string]any) {
+// emit appends an event and waits for the streak subscriber to handle it.
+func emitStreak(t *testing.T, e *apitest.Env, communityID, typ string, payload map[string]any) {
 	t.Helper()
-	ctx := context.Background()
-	if err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
-		return e.App.Outbox.Append(ctx, tx, communityID, typ, payload)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	drained(t, e, communityID)
-}
-
-// drained waits until the streak subscriber has handled every event of the
-// community.
-func drained(t *testing.T, e *apitest.Env, communityID string) {
-	t.Helper()
-	apitest.WaitFor(t, "streak subscriber", func() bool {
-		var head, offset int64
-		ctx := context.Background()
-		if err := e.App.DB.QueryRow(ctx, "SELECT COALESCE(MAX(seq), 0) FROM events WHERE community_id = ?", communityID).Scan(&head); err != nil {
-			t.Fatal(err)
-		}
-		_ = e.App.DB.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?",
-			streak.SubscriberName, communityID).Scan(&offset)
-		return offset >= head
-	})
+	e.Emit(communityID, typ, payload)
+	e.Drain(communityID, streak.SubscriberName)
 }
 
 func streakBody(name string, extra map[string]any) map[string]any {
@@ -183,10 +162,10 @@ func TestStreaksGrowAndBreakInTheirTimeZone(t *testing.T) {
 		if reply {
 			p["parentId"] = "6167dba9c548eb5c7ec28057"
 		}
-		emit(t, e, a, streak.EventMessagePosted, p)
+		emitStreak(t, e, a, streak.EventMessagePosted, p)
 	}
 	react := func(u user.User) {
-		emit(t, e, a, streak.EventMessageReacted, map[string]any{"userId": u.ID, "emoji": "👍"})
+		emitStreak(t, e, a, streak.EventMessageReacted, map[string]any{"userId": u.ID, "emoji": "👍"})
 	}
 
 	// Before the start day nothing counts.
@@ -287,7 +266,7 @@ func TestLoginStreak(t *testing.T) {
 		if _, err := e.App.Users.RecordVisit(ctx, a, ann.ID); err != nil {
 			t.Fatal(err)
 		}
-		drained(t, e, a)
+		e.Drain(a, streak.SubscriberName)
 	}
 	loginStreak := func() any {
 		return e.Do(apitest.Request{Method: "POST", Path: "/v1/users/info", Key: key, Body: map[string]any{"idOrEmail": "ann"}}).Expect(t, 200).Get("data.loginStreak")

@@ -90,6 +90,10 @@ type infoView struct {
 	TimeSpent        int64          `json:"timeSpent"`
 	LoginStreak      int64          `json:"loginStreak"`
 	CustomFields     map[string]any `json:"customFields"`
+	// Level and Tier are Rally's additions: where lifetime XP stands in
+	// the community's tiers (level 0 and tier null below the first level).
+	Level int        `json:"level"`
+	Tier  *user.Tier `json:"tier"`
 }
 
 func (s *Server) userInfo(c *call) error {
@@ -123,6 +127,7 @@ func (s *Server) userInfo(c *call) error {
 		XPEarnedToday: st.XPEarnedToday, CoinsEarnedToday: st.CoinsEarnedToday, Language: info.User.Language,
 		TotalMessages: st.TotalMessages, TotalReactions: st.TotalReactions, VisitCount: info.Member.VisitCount,
 		ReplySent: st.ReplySent, TimeSpent: st.TimeSpent, LoginStreak: st.LoginStreak, CustomFields: info.CustomFields,
+		Level: st.Level, Tier: st.Tier,
 	}})
 	return nil
 }

@@ -66,6 +66,18 @@ type Stats struct {
 	// TimeSpent is in seconds.
 	TimeSpent   int64
 	LoginStreak int64
+	// Level is the member's level across all tiers (from 1; 0 below the
+	// first level or without tiers) and Tier the tier it belongs to.
+	Level int
+	Tier  *Tier
+}
+
+// Tier is the tier a member's lifetime XP reaches, as Get User Data shows it.
+type Tier struct {
+	Name string `json:"name"`
+	Icon string `json:"icon"`
+	// Level is the level within the tier, 1 to 3.
+	Level int `json:"level"`
 }
 
 // Counters reads members' activity counters. Domains that keep them plug in
@@ -285,11 +297,15 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 		if err != nil {
 			return err
 		}
-		if err := s.d.Events.Append(ctx, tx, communityID, "user.created", map[string]any{
+		created := map[string]any{
 			"userId": u.ID, "id": u.NumID, "username": u.Username, "email": u.Email, "displayName": u.DisplayName,
 			"firstName": u.FirstName, "lastName": u.LastName, "communityId": communityID,
 			"createdAt": clock.Format(u.CreatedAt),
-		}); err != nil {
+		}
+		if referrer != "" {
+			created["referredBy"] = referrer // the referrer's _id: the reward subscriber credits them
+		}
+		if err := s.d.Events.Append(ctx, tx, communityID, "user.created", created); err != nil {
 			return err
 		}
 		m, err := s.d.Store.AddMemberTx(ctx, tx, communityID, u, MemberOptions{AccessLevel: level, Joined: joined})

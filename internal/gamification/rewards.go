@@ -1,0 +1,202 @@
+package gamification
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/event"
+	"github.com/rallyhq/rally/internal/wallet"
+	"github.com/rallyhq/rally/internal/xp"
+)
+
+// Outbox events the reward subscriber turns into actions, and the payload
+// fields it reads from them. The domains that emit these events (messaging,
+// users) must use the same names; this is the one place they are written.
+//
+//	message.posted  {userId: sender _id, parentId or replyTo: the parent message id for a reply}  -> message, or reply
+//	message.reacted {userId: the reacting member's _id}                                           -> react
+//	user.visited    {userId}  (the day's first visit)                                               -> visit
+//	user.referred   {userId: the new member, referredBy: the referrer's _id}                        -> refer (referrer), referral (new member)
+//	user.created    {userId, referredBy (when a referral was given)}                                 -> as user.referred
+const (
+	EventMessagePosted  = "message.posted"
+	EventMessageReacted = "message.reacted"
+	EventUserVisited    = "user.visited"
+	EventUserReferred   = "user.referred"
+	EventUserCreated    = "user.created"
+
+	FieldUserID     = "userId"
+	FieldParentID   = "parentId"
+	FieldReplyTo    = "replyTo"
+	FieldReferredBy = "referredBy"
+)
+
+// RewardSubscriberName names the reward subscriber's outbox offsets.
+const RewardSubscriberName = "gamification.rewards"
+
+// Subscriber returns the outbox subscriber that rewards members for the
+// actions events report (see the event constants), exactly once per event.
+func (s *Service) Subscriber() event.Subscriber {
+	return event.Subscriber{Name: RewardSubscriberName, Handle: s.handleEvent}
+}
+
+// activities maps an event to the actions it reports: nil for events that
+// report none or lack the member.
+func activities(e event.Event) []Activity {
+	var p map[string]any
+	if json.Unmarshal(e.Payload, &p) != nil {
+		return nil
+	}
+	str := func(k string) string { s, _ := p[k].(string); return strings.TrimSpace(s) }
+	one := func(action, userID string) []Activity {
+		if userID == "" {
+			return nil
+		}
+		return []Activity{{CommunityID: e.CommunityID, UserID: userID, Action: action, SourceEvent: e.ID, At: e.OccurredAt}}
+	}
+	switch e.Type {
+	case EventMessagePosted:
+		if str(FieldParentID) != "" || str(FieldReplyTo) != "" {
+			return one(ActionReply, str(FieldUserID))
+		}
+		return one(ActionMessage, str(FieldUserID))
+	case EventMessageReacted:
+		return one(ActionReact, str(FieldUserID))
+	case EventUserVisited:
+		return one(ActionVisit, str(FieldUserID))
+	case EventUserReferred, EventUserCreated:
+		if str(FieldReferredBy) == "" {
+			return nil
+		}
+		return append(one(ActionRefer, str(FieldReferredBy)), one(ActionReferral, str(FieldUserID))...)
+	}
+	return nil
+}
+
+func (s *Service) handleEvent(ctx context.Context, tx *db.Tx, e event.Event) error {
+	for _, a := range activities(e) {
+		if _, err := s.RecordActionTx(ctx, tx, a); err != nil {
+			return fmt.Errorf("reward %s for event %s: %w", a.Action, e.ID, err)
+		}
+	}
+	return nil
+}
+
+// Activity is one action a member did.
+type Activity struct {
+	CommunityID string
+	UserID      string
+	// Action is one of Actions, or ActionSocial.
+	Action string
+	// SourceEvent identifies the occurrence (the outbox event id): the same
+	// (SourceEvent, Action, UserID) is counted and rewarded once.
+	SourceEvent string
+	// At is when the action happened: its UTC day is the day it counts on,
+	// and cooldowns are measured between these times.
+	At time.Time
+}
+
+// Outcome is what RecordActionTx did.
+type Outcome struct {
+	// Counted is false when the activity was already recorded or the
+	// member is not a live member of the community (nothing changed).
+	Counted bool
+	// Rewarded says whether XP or coins were awarded, and Log is the award.
+	Rewarded bool
+	Log      xp.Log
+}
+
+// RecordActionTx counts a on its UTC day and, when the community's XP
+// setting has XP on, the action on, an amount set and the member's
+// cooldown for the action passed, awards the action's XP and coins through
+// xp.AwardTx (SourceEvent = a.SourceEvent). A per-member-action lock makes
+// the cooldown check and the award one step under concurrency.
+func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Outcome, error) {
+	var v errs.Validator
+	v.Check(a.CommunityID != "" && a.UserID != "", "userId", "is required")
+	v.Check(a.SourceEvent != "", "sourceEvent", "is required")
+	v.Check(a.Action == ActionSocial || slices.Contains(Actions, a.Action), "action", "is not a rewardable action")
+	if err := v.Err(); err != nil {
+		return Outcome{}, err
+	}
+	var deleted sql.NullInt64
+	err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", a.CommunityID, a.UserID).Scan(&deleted)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
+		return Outcome{}, nil
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("read member: %w", err)
+	}
+	if err := tx.Lock(ctx, "gamification:"+a.CommunityID+":"+a.UserID+":"+a.Action); err != nil {
+		return Outcome{}, err
+	}
+	at := a.At.UTC()
+	res, err := tx.Exec(ctx, `INSERT INTO gamification_actions (community_id, source_event, action, user_id, rewarded, occurred_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, a.CommunityID, a.SourceEvent, a.Action, a.UserID, false, at.UnixMilli())
+	if err != nil {
+		return Outcome{}, fmt.Errorf("record action: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return Outcome{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO gamification_action_days (community_id, user_id, day, action, count) VALUES (?, ?, ?, ?, 1)
+		ON CONFLICT (community_id, user_id, day, action) DO UPDATE SET count = gamification_action_days.count + 1`,
+		a.CommunityID, a.UserID, at.Format(time.DateOnly), a.Action); err != nil {
+		return Outcome{}, fmt.Errorf("count action: %w", err)
+	}
+	out := Outcome{Counted: true}
+	st, _, err := s.current(ctx, tx, a.CommunityID, "")
+	if err != nil {
+		return out, err
+	}
+	set, ok := st.XPSetting.Actions[a.Action]
+	if !ok || !st.XPSetting.Enabled || !set.Enabled || (set.XP == 0 && set.Coins == 0) {
+		return out, nil
+	}
+	if set.Time > 0 {
+		var last int64
+		err := tx.QueryRow(ctx, "SELECT last_rewarded_at FROM gamification_cooldowns WHERE community_id = ? AND user_id = ? AND action = ?",
+			a.CommunityID, a.UserID, a.Action).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return out, fmt.Errorf("read cooldown: %w", err)
+		}
+		if err == nil && at.UnixMilli()-last < set.Time*1000 {
+			return out, nil
+		}
+	}
+	l, applied, err := s.d.XP.AwardTx(ctx, tx, xp.Award{CommunityID: a.CommunityID, UserID: a.UserID, Action: a.Action,
+		XP: set.XP, Coins: set.Coins, SourceEvent: a.SourceEvent, Actor: wallet.Actor{Kind: wallet.ActorSystem}})
+	if err != nil || !applied {
+		return out, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO gamification_cooldowns (community_id, user_id, action, last_rewarded_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (community_id, user_id, action) DO UPDATE SET last_rewarded_at = excluded.last_rewarded_at`,
+		a.CommunityID, a.UserID, a.Action, at.UnixMilli()); err != nil {
+		return out, fmt.Errorf("write cooldown: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE gamification_actions SET rewarded = ? WHERE community_id = ? AND source_event = ? AND action = ? AND user_id = ?",
+		true, a.CommunityID, a.SourceEvent, a.Action, a.UserID); err != nil {
+		return out, fmt.Errorf("mark action rewarded: %w", err)
+	}
+	out.Rewarded, out.Log = true, l
+	return out, nil
+}
+
+// RecordAction is RecordActionTx in its own transaction.
+func (s *Service) RecordAction(ctx context.Context, a Activity) (Outcome, error) {
+	var out Outcome
+	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		var err error
+		out, err = s.RecordActionTx(ctx, tx, a)
+		return err
+	})
+	return out, err
+}
