@@ -28,6 +28,7 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
+	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -68,6 +69,8 @@ type App struct {
 	Mail        *mail.Mailer
 	Wallet      *wallet.Service
 	Idempotency *idem.Keeper
+	// Redeem runs store purchases, orders and redemption statuses.
+	Redeem *redeem.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -164,6 +167,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
+	a.Redeem = redeem.NewService(redeem.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Store, Wallet: a.Wallet,
+		Users: a.Users, Roles: a.Roles})
 	if a.Mail, err = mail.New(mail.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "mail"), SMTPURL: a.Config.SMTPURL}); err != nil {
 		return err
 	}
@@ -189,6 +194,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
 		Users: a.UserService, Files: a.Files,
+		Redeem: a.Redeem,
 	})
 	return nil
 }

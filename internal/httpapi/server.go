@@ -15,6 +15,7 @@ import (
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -52,6 +53,8 @@ type Deps struct {
 	Users *user.Service
 	// Files stores and serves uploaded files (avatars).
 	Files *blob.Store
+	// Redeem runs store purchases, orders and redemption statuses.
+	Redeem *redeem.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -122,4 +125,5 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.walletRoutes()
 	s.userRoutes()
+	s.redeemRoutes()
 }
