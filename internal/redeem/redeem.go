@@ -184,7 +184,7 @@ const orderSelect = `SELECT o.id, o.order_no, o.community_id, o.user_id, o.produ
 	s.id, s.name, s.color, s.is_final, s.refunds
 	FROM redemption_orders o JOIN redemption_statuses s ON s.id = o.status_id`
 
-func scanOrder(r interface{ Scan(...any) error }) (Order, error) {
+func scanOrder(r scanner) (Order, error) {
 	var (
 		o                Order
 		vouchers, info   string
@@ -282,25 +282,38 @@ func (s *Service) Orders(ctx context.Context, communityID string, q OrderQuery) 
 		where += " AND o.created_at <= ?"
 		args = append(args, q.To.UnixMilli())
 	}
+	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_orders o JOIN redemption_statuses s ON s.id = o.status_id"+where,
+		orderSelect+where+" ORDER BY o.created_at DESC, o.id DESC", args, q.Skip, q.Limit, scanOrder)
+}
+
+// scanner is a row to scan.
+type scanner interface{ Scan(...any) error }
+
+// listPage counts the rows of countSQL and reads the page [skip,
+// skip+limit) of listSQL (which takes the same args), scanning each row.
+func listPage[T any](ctx context.Context, d *db.DB, countSQL, listSQL string, args []any, skip, limit int,
+	scan func(scanner) (T, error)) ([]T, int, error) {
 	var total int
-	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM redemption_orders o JOIN redemption_statuses s ON s.id = o.status_id"+where,
-		args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count orders: %w", err)
+	if err := d.QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count: %w", err)
 	}
-	rows, err := s.d.DB.Query(ctx, orderSelect+where+" ORDER BY o.created_at DESC, o.id DESC LIMIT ? OFFSET ?", append(args, q.Limit, q.Skip)...)
+	rows, err := d.Query(ctx, listSQL+" LIMIT ? OFFSET ?", append(args, limit, skip)...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list orders: %w", err)
+		return nil, 0, fmt.Errorf("list: %w", err)
 	}
 	defer rows.Close()
-	out := []Order{}
+	out := []T{}
 	for rows.Next() {
-		o, err := scanOrder(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, 0, err
 		}
-		out = append(out, o)
+		out = append(out, v)
 	}
-	return out, total, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list: %w", err)
+	}
+	return out, total, nil
 }
 
 // OrdersByEmail lists the orders of the community's member with this email
@@ -340,37 +353,26 @@ func (s *Service) History(ctx context.Context, communityID, ref string, skip, li
 	if err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM redemption_status_history WHERE order_id = ?", o.ID).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count status history: %w", err)
-	}
-	rows, err := s.d.DB.Query(ctx, `SELECT h.id, h.from_status_id, h.refunded, h.actor_kind, h.actor_id, h.created_at,
-		s.id, s.name, s.color, s.is_final, s.refunds
-		FROM redemption_status_history h JOIN redemption_statuses s ON s.id = h.status_id
-		WHERE h.order_id = ? ORDER BY h.seq LIMIT ? OFFSET ?`, o.ID, limit, skip)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list status history: %w", err)
-	}
-	defer rows.Close()
-	out := []HistoryEntry{}
-	for rows.Next() {
-		var (
-			h    HistoryEntry
-			from sql.NullString
-			at   int64
-		)
-		if err := rows.Scan(&h.ID, &from, &h.Refunded, &h.Actor.Kind, &h.Actor.ID, &at,
-			&h.Status.ID, &h.Status.Name, &h.Status.Color, &h.Status.IsFinal, &h.Status.Refunds); err != nil {
-			return nil, 0, fmt.Errorf("list status history: %w", err)
-		}
-		if from.Valid {
-			h.FromStatusID = &from.String
-		}
-		h.TransactionID, h.StatusID, h.ChangedAt = o.OrderID, h.Status.ID, jsonx.Millis(at)
-		h.Status.Category = category(h.Status.IsFinal, h.Status.Refunds)
-		out = append(out, h)
-	}
-	return out, total, rows.Err()
+	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_status_history WHERE order_id = ?",
+		`SELECT h.id, h.from_status_id, h.refunded, h.actor_kind, h.actor_id, h.created_at, s.id, s.name, s.color, s.is_final, s.refunds
+		FROM redemption_status_history h JOIN redemption_statuses s ON s.id = h.status_id WHERE h.order_id = ? ORDER BY h.seq`,
+		[]any{o.ID}, skip, limit, func(r scanner) (HistoryEntry, error) {
+			var (
+				h    HistoryEntry
+				from sql.NullString
+				at   int64
+			)
+			if err := r.Scan(&h.ID, &from, &h.Refunded, &h.Actor.Kind, &h.Actor.ID, &at,
+				&h.Status.ID, &h.Status.Name, &h.Status.Color, &h.Status.IsFinal, &h.Status.Refunds); err != nil {
+				return HistoryEntry{}, fmt.Errorf("read status history: %w", err)
+			}
+			if from.Valid {
+				h.FromStatusID = &from.String
+			}
+			h.TransactionID, h.StatusID, h.ChangedAt = o.OrderID, h.Status.ID, jsonx.Millis(at)
+			h.Status.Category = category(h.Status.IsFinal, h.Status.Refunds)
+			return h, nil
+		})
 }
 
 // writeHistory records that order got status to (from the previous one,

@@ -102,7 +102,7 @@ func nameKey(s string) string { return strings.ToLower(strings.Join(strings.Fiel
 
 const statusColumns = "id, community_id, name, color, is_final, refunds, is_default, display_order, created_at, updated_at"
 
-func scanStatus(r interface{ Scan(...any) error }) (Status, error) {
+func scanStatus(r scanner) (Status, error) {
 	var (
 		s                Status
 		created, updated int64
@@ -161,25 +161,9 @@ func (s *Service) Statuses(ctx context.Context, communityID string, skip, limit 
 	if err := s.readyStatuses(ctx, communityID); err != nil {
 		return nil, 0, err
 	}
-	var total int
-	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM redemption_statuses WHERE community_id = ?", communityID).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count redemption statuses: %w", err)
-	}
-	rows, err := s.d.DB.Query(ctx, "SELECT "+statusColumns+" FROM redemption_statuses WHERE community_id = ? ORDER BY display_order, created_at, id LIMIT ? OFFSET ?",
-		communityID, limit, skip)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list redemption statuses: %w", err)
-	}
-	defer rows.Close()
-	out := []Status{}
-	for rows.Next() {
-		st, err := scanStatus(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, st)
-	}
-	return out, total, rows.Err()
+	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_statuses WHERE community_id = ?",
+		"SELECT "+statusColumns+" FROM redemption_statuses WHERE community_id = ? ORDER BY display_order, created_at, id",
+		[]any{communityID}, skip, limit, scanStatus)
 }
 
 // Status returns one status of the community; a bad or unknown id is
@@ -215,13 +199,13 @@ func (s *Service) CreateStatus(ctx context.Context, communityID string, in Statu
 		st.Color = strings.TrimSpace(*in.Color)
 	}
 	v.Check(colorRE.MatchString(st.Color), "color", "is required: a hex colour such as #3EA1FD")
-	put(&st.IsFinal, in.IsFinal)
-	put(&st.Refunds, in.Refunds)
-	put(&st.IsDefault, in.IsDefault)
+	st.IsFinal, st.Refunds, st.IsDefault = in.IsFinal != nil && *in.IsFinal, in.Refunds != nil && *in.Refunds, in.IsDefault != nil && *in.IsDefault
 	v.Check(!st.Refunds || st.IsFinal, "refunds", "needs isFinal: a refunded order cannot move on")
 	v.Check(!st.IsDefault || !st.IsFinal, "isDefault", "cannot be set on a final status: new orders would never move")
 	st.Order = -1
-	put(&st.Order, in.Order)
+	if in.Order != nil {
+		st.Order = *in.Order
+	}
 	v.Check(in.Order == nil || (st.Order >= 0 && st.Order <= maxOrder), "order", "must be 0 to %d", maxOrder)
 	if err := v.Err(); err != nil {
 		return Status{}, err
@@ -256,11 +240,4 @@ func (s *Service) CreateStatus(ctx context.Context, communityID string, in Statu
 		return s.d.Events.Append(ctx, tx, communityID, EventStatusCreated, st)
 	})
 	return st, err
-}
-
-// put copies a sent value into dst.
-func put[T any](dst *T, src *T) {
-	if src != nil {
-		*dst = *src
-	}
 }
