@@ -1,4 +1,4 @@
-package httpapi_test
+package redeem_test
 
 import (
 	"context"
@@ -148,7 +148,7 @@ func checkBooks(t *testing.T, e *apitest.Env, community, prod string, members []
 		bought := one("SELECT COUNT(*) FROM redemption_orders WHERE user_id = ?", m.ID)
 		debits := one("SELECT COALESCE(SUM(amount), 0) FROM wallet_ledger WHERE user_id = ? AND reason = 'purchase'", m.ID)
 		rows := one("SELECT COUNT(*) FROM wallet_ledger WHERE user_id = ? AND reason = 'purchase'", m.ID)
-		if balance := ledgerSums(t, e, community, m); balance != contendBalance-bought*contendPrice ||
+		if balance := coins(t, e, community, m); balance != contendBalance-bought*contendPrice ||
 			debits != -bought*contendPrice || rows != bought {
 			t.Fatalf("%s: %d orders, balance %d, debits %d in %d rows", m.Username, bought, balance, debits, rows)
 		}
@@ -191,7 +191,7 @@ func TestConcurrentRefunds(t *testing.T) {
 	if ok.Load() != 100 || refunded.Load() != 1 {
 		t.Fatalf("%d answered 200, %d refunded", ok.Load(), refunded.Load())
 	}
-	if got := ledgerSums(t, e, s.a, s.ada); got != 1000 {
+	if got := coins(t, e, s.a, s.ada); got != 1000 {
 		t.Fatalf("balance %d", got)
 	}
 	if got := stock(t, e, s.keyA, prod); got != float64(4) {
