@@ -31,6 +31,7 @@ import (
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/streak"
@@ -80,6 +81,8 @@ type App struct {
 	MiniGames *minigame.Service
 	// Gamification holds XP settings, tiers, rewards for activity and history.
 	Gamification *gamification.Service
+	// Redeem runs store purchases, orders and redemption statuses.
+	Redeem *redeem.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -183,6 +186,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.UserFields = userfield.NewService(userfield.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Store = store.NewService(store.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.MiniGames = minigame.NewService(minigame.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Wallet: a.Wallet, Store: a.Store})
+	a.Redeem = redeem.NewService(redeem.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Store, Wallet: a.Wallet,
+		Users: a.Users, Roles: a.Roles})
 	if a.Mail, err = mail.New(mail.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "mail"), SMTPURL: a.Config.SMTPURL}); err != nil {
 		return err
 	}
@@ -212,6 +217,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.UserService, Files: a.Files, Gamification: a.Gamification,
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
+		Redeem: a.Redeem,
 	})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/streak"
@@ -66,6 +67,8 @@ type Deps struct {
 	MiniGames *minigame.Service
 	// Gamification serves XP and tier settings and activity history.
 	Gamification *gamification.Service
+	// Redeem runs store purchases, orders and redemption statuses.
+	Redeem *redeem.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -139,4 +142,5 @@ func (s *Server) routes() {
 	s.streakRoutes()
 	s.badgeRoutes()
 	s.gamificationRoutes()
+	s.redeemRoutes()
 }

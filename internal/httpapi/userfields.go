@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -111,14 +110,7 @@ func (s *Server) userFieldHistories(c *call) error {
 	skip, limit, pageErr := offsetPage(c.r)
 	q := userfield.HistoryQuery{FieldRef: c.r.PathValue("fieldId"), UserID: c.r.PathValue("userId"), Skip: skip, Limit: limit}
 	var v errs.Validator
-	if pageErr != nil {
-		var e *errs.Error
-		if errors.As(pageErr, &e) {
-			for _, f := range e.Fields {
-				v.Add(f.Field, "%s", f.Message)
-			}
-		}
-	}
+	addFields(&v, pageErr)
 	q.From = timeParam(c.r, "from", &v)
 	q.To = timeParam(c.r, "to", &v)
 	if q.From != nil && q.To != nil && !q.To.After(*q.From) {
