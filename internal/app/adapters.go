@@ -6,6 +6,7 @@ import (
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
 	"github.com/rallyhq/rally/internal/wallet"
@@ -30,11 +31,12 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 }
 
 // counters gathers a member's activity counters from the domains that keep
-// them: coins from the wallet today; XP, messages and streaks join as their
-// domains arrive (zero until then).
+// them: coins from the wallet, messages, replies and reactions from
+// messaging; XP and streaks join as their domains arrive (zero until then).
 type counters struct {
-	wallet *wallet.Service
-	clock  clock.Clock
+	wallet   *wallet.Service
+	messages *message.Service
+	clock    clock.Clock
 }
 
 func (c counters) Stats(ctx context.Context, communityID, userID string) (user.Stats, error) {
@@ -48,12 +50,20 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
-	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned}, nil
+	msgs, err := c.messages.Counters(ctx, communityID, userID)
+	if err != nil {
+		return user.Stats{}, err
+	}
+	return user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, TotalMessages: msgs.TotalMessages,
+		ReplySent: msgs.ReplySent, TotalReactions: msgs.TotalReactions}, nil
 }
 
 func (c counters) Column(field string) string {
 	if field == "coins" {
 		return wallet.BalanceSQL(wallet.Coins)
+	}
+	if col, ok := message.CounterColumn(field); ok {
+		return col
 	}
 	return user.NoCounters{}.Column(field)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rallyhq/rally/api"
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/channel"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/config"
@@ -28,6 +29,7 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -72,6 +74,9 @@ type App struct {
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
 	Files *blob.Store
+	// Channels and Messages hold channels and messaging.
+	Channels *channel.Service
+	Messages *message.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -174,12 +179,15 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.Users, Keys: a.Keys, Sessions: a.Sessions, Mail: a.Mail, Hosts: a.Communities}); err != nil {
 		return err
 	}
-	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, clock: a.Clock},
-		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
 	}
+	a.Channels = channel.NewService(channel.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Roles: a.Roles})
+	a.Messages = message.NewService(message.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, Roles: a.Roles,
+		Channels: a.Channels, Files: a.Files})
+	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
+		Fields: userFields{a.UserFields}, Roles: a.Roles, Counters: counters{wallet: a.Wallet, messages: a.Messages, clock: a.Clock},
+		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
@@ -188,7 +196,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Sessions: a.Sessions, Accounts: a.Accounts, TrustProxy: a.Config.TrustProxy,
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
-		Users: a.UserService, Files: a.Files,
+		Users: a.UserService, Files: a.Files, Channels: a.Channels, Messages: a.Messages,
 	})
 	return nil
 }

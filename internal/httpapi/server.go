@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/channel"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -52,6 +54,9 @@ type Deps struct {
 	Users *user.Service
 	// Files stores and serves uploaded files (avatars).
 	Files *blob.Store
+	// Channels and Messages serve channels and messaging.
+	Channels *channel.Service
+	Messages *message.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -122,4 +127,5 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.walletRoutes()
 	s.userRoutes()
+	s.messagingRoutes()
 }
