@@ -155,7 +155,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Feed = event.NewFeed(event.FeedDeps{DB: a.DB})
 	if _, err := event.NewDispatcher(event.DispatcherDeps{
 		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
-		Subscribers: []event.Subscriber{a.Feed.Subscriber()},
+		Subscribers: []event.Subscriber{a.Feed.Subscriber()}, Outbox: a.Outbox,
 	}); err != nil {
 		return err
 	}

@@ -134,7 +134,8 @@ type Deps struct {
 
 // Service holds the rules for messages.
 type Service struct {
-	d Deps
+	d      Deps
+	commit committer
 }
 
 // NewService returns the message service.

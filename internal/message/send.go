@@ -101,7 +101,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Message, err
 		return Message{}, err
 	}
 	var out Message
-	err = s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+	err = s.write(ctx, func(tx *db.Tx) error {
 		var err error
 		out, err = s.insert(ctx, tx, c, m, r, topic, nil)
 		return err
@@ -158,7 +158,7 @@ func containsFold(list []string, s string) bool {
 // insert writes one message in tx: the channel's next sequence number, the
 // row, the counters, the thread's reply count and the two posted events.
 // The community lock comes first so a community's messages commit in
-// sequence order.
+// sequence order. It fails with a domain error only before writing.
 func (s *Service) insert(ctx context.Context, tx *db.Tx, c chanInfo, m member, r resolved, topicID string, parent *Message) (Message, error) {
 	if err := event.LockCommunity(ctx, tx, c.community); err != nil {
 		return Message{}, err
@@ -168,15 +168,7 @@ func (s *Service) insert(ctx context.Context, tx *db.Tx, c chanInfo, m member, r
 		ID: id.New(now), Message: r.body, User: m.author(), Channel: c.ref(), Timestamp: jsonx.At(now),
 		Attachments: r.attachments, Mentions: r.mentions, Reactions: []ReactionCount{},
 	}
-	err := tx.QueryRow(ctx, `UPDATE channels SET last_seq = last_seq + 1, message_count = message_count + 1
-		WHERE id = ? AND deleted_at IS NULL RETURNING last_seq`, c.id).Scan(&out.Sequence)
-	if isNoRows(err) {
-		return Message{}, errs.NotFoundf("Channel not found.")
-	}
-	if err != nil {
-		return Message{}, fmt.Errorf("number message: %w", err)
-	}
-	replies := 0
+	// Checks that can fail come before any write (see committer).
 	if topicID != "" {
 		t, err := channel.TopicTx(ctx, tx, c.id, topicID)
 		if errs.KindOf(err) == errs.NotFound {
@@ -188,8 +180,19 @@ func (s *Service) insert(ctx context.Context, tx *db.Tx, c chanInfo, m member, r
 			return Message{}, err
 		}
 		out.ForumTopicID = &t.ID
+	}
+	err := tx.QueryRow(ctx, `UPDATE channels SET last_seq = last_seq + 1, message_count = message_count + 1
+		WHERE id = ? AND deleted_at IS NULL RETURNING last_seq`, c.id).Scan(&out.Sequence)
+	if isNoRows(err) {
+		return Message{}, errs.NotFoundf("Channel not found.")
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("number message: %w", err)
+	}
+	replies := 0
+	if topicID != "" {
 		if _, err := tx.Exec(ctx, "UPDATE forum_topics SET message_count = message_count + 1, updated_at = ? WHERE id = ?",
-			now.UnixMilli(), t.ID); err != nil {
+			now.UnixMilli(), *out.ForumTopicID); err != nil {
 			return Message{}, fmt.Errorf("count topic message: %w", err)
 		}
 	}
@@ -263,7 +266,7 @@ func (s *Service) Reply(ctx context.Context, a Actor, in ReplyInput) (Message, e
 		return Message{}, err
 	}
 	var out Message
-	err = s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+	err = s.write(ctx, func(tx *db.Tx) error {
 		var err error
 		out, err = s.insert(ctx, tx, c, m, r, "", &parent)
 		return err
