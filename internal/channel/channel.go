@@ -219,7 +219,7 @@ func (s *Service) finish(ctx context.Context, tx *db.Tx, c *Channel, in Input, t
 			return err
 		}
 	}
-	got, err := s.getTx(ctx, tx, c.CommunityID, c.ID, true)
+	got, err := s.one(ctx, tx, c.CommunityID, c.ID, true)
 	if err != nil {
 		return err
 	}
@@ -230,50 +230,44 @@ func (s *Service) finish(ctx context.Context, tx *db.Tx, c *Channel, in Input, t
 // Update changes the fields of in that were sent and records
 // channel.updated. Deleted channels and unknown ids are NotFound.
 func (s *Service) Update(ctx context.Context, communityID, channelID string, in Input) (Channel, error) {
-	var c Channel
-	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
-		if err := event.LockCommunity(ctx, tx, communityID); err != nil {
+	return s.change(ctx, communityID, channelID, func(tx *db.Tx, c *Channel, now int64) error {
+		if err := in.apply(c, false); err != nil {
 			return err
 		}
-		var err error
-		if c, err = s.getTx(ctx, tx, communityID, channelID, false); err != nil {
-			return err
-		}
-		if err := in.apply(&c, false); err != nil {
-			return err
-		}
-		now := s.d.Clock.Now()
 		if _, err := tx.Exec(ctx, `UPDATE channels SET topic = ?, channel_type = ?, url = ?, category = ?, sort_order = ?,
 			updated_at = ?, version = version + 1 WHERE id = ?`,
-			c.Topic, c.Type, c.URL, c.Category, c.Order, now.UnixMilli(), c.ID); err != nil {
+			c.Topic, c.Type, c.URL, c.Category, c.Order, now, c.ID); err != nil {
 			return fmt.Errorf("update channel: %w", err)
 		}
-		return s.finish(ctx, tx, &c, in, "channel.updated")
+		return s.finish(ctx, tx, c, in, "channel.updated")
 	})
-	if err != nil {
-		return Channel{}, err
-	}
-	return c, nil
 }
 
 // Delete hides a channel and stops posting to it; its messages are kept.
 // It records channel.deleted and returns the channel as it was.
 func (s *Service) Delete(ctx context.Context, communityID, channelID string) (Channel, error) {
+	return s.change(ctx, communityID, channelID, func(tx *db.Tx, c *Channel, now int64) error {
+		if _, err := tx.Exec(ctx, "UPDATE channels SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+			now, now, c.ID); err != nil {
+			return fmt.Errorf("delete channel: %w", err)
+		}
+		return s.d.Events.Append(ctx, tx, communityID, "channel.deleted", c)
+	})
+}
+
+// change runs fn on a live channel of the community in a transaction that
+// holds the community lock, and returns the channel as fn leaves it.
+func (s *Service) change(ctx context.Context, communityID, channelID string, fn func(tx *db.Tx, c *Channel, now int64) error) (Channel, error) {
 	var c Channel
 	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
 		if err := event.LockCommunity(ctx, tx, communityID); err != nil {
 			return err
 		}
 		var err error
-		if c, err = s.getTx(ctx, tx, communityID, channelID, false); err != nil {
+		if c, err = s.one(ctx, tx, communityID, channelID, false); err != nil {
 			return err
 		}
-		now := s.d.Clock.Now()
-		if _, err := tx.Exec(ctx, "UPDATE channels SET deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-			now.UnixMilli(), now.UnixMilli(), c.ID); err != nil {
-			return fmt.Errorf("delete channel: %w", err)
-		}
-		return s.d.Events.Append(ctx, tx, communityID, "channel.deleted", c)
+		return fn(tx, &c, s.d.Clock.Now().UnixMilli())
 	})
 	if err != nil {
 		return Channel{}, err
@@ -331,23 +325,13 @@ func (s *Service) List(ctx context.Context, communityID string, q Query) ([]Chan
 // Get returns a live channel of the community; deleted channels, other
 // communities' channels and malformed ids are NotFound.
 func (s *Service) Get(ctx context.Context, communityID, channelID string) (Channel, error) {
-	channelID = strings.ToLower(strings.TrimSpace(channelID))
-	if !id.Valid(channelID) {
-		return Channel{}, errs.NotFoundf("Channel not found.")
-	}
-	list, err := s.query(ctx, s.d.DB, " WHERE c.community_id = ? AND c.id = ? AND c.deleted_at IS NULL", communityID, channelID)
-	if err != nil {
-		return Channel{}, err
-	}
-	if len(list) == 0 {
-		return Channel{}, errs.NotFoundf("Channel not found.")
-	}
-	return list[0], nil
+	return s.one(ctx, s.d.DB, communityID, channelID, false)
 }
 
-// getTx reads a channel in tx (writers hold the community lock first);
-// withDeleted also finds a deleted one.
-func (s *Service) getTx(ctx context.Context, tx *db.Tx, communityID, channelID string, withDeleted bool) (Channel, error) {
+// one reads a channel of the community through q (the database, or a
+// writer's transaction holding the community lock); withDeleted also finds
+// a deleted one.
+func (s *Service) one(ctx context.Context, q querier, communityID, channelID string, withDeleted bool) (Channel, error) {
 	channelID = strings.ToLower(strings.TrimSpace(channelID))
 	if !id.Valid(channelID) {
 		return Channel{}, errs.NotFoundf("Channel not found.")
@@ -356,7 +340,7 @@ func (s *Service) getTx(ctx context.Context, tx *db.Tx, communityID, channelID s
 	if !withDeleted {
 		where += " AND c.deleted_at IS NULL"
 	}
-	list, err := s.query(ctx, tx, where, communityID, channelID)
+	list, err := s.query(ctx, q, where, communityID, channelID)
 	if err != nil {
 		return Channel{}, err
 	}
@@ -443,7 +427,7 @@ func (s *Service) DirectTx(ctx context.Context, tx *db.Tx, communityID, by, a, b
 	err = tx.QueryRow(ctx, "SELECT id FROM channels WHERE community_id = ? AND dm_user_a = ? AND dm_user_b = ?", communityID, a, b).Scan(&existing)
 	switch {
 	case err == nil:
-		c, err = s.getTx(ctx, tx, communityID, existing, true)
+		c, err = s.one(ctx, tx, communityID, existing, true)
 		return c, false, err
 	case !errors.Is(err, sql.ErrNoRows):
 		return Channel{}, false, fmt.Errorf("find dm: %w", err)

@@ -53,7 +53,7 @@ func (s *Service) CreateTopic(ctx context.Context, communityID, channelID string
 		if err := event.LockCommunity(ctx, tx, communityID); err != nil {
 			return err
 		}
-		c, err := s.getTx(ctx, tx, communityID, channelID, false)
+		c, err := s.one(ctx, tx, communityID, channelID, false)
 		if err != nil {
 			return err
 		}

@@ -11,8 +11,8 @@ import (
 // keys, its owner and channel limits.
 type scopedKeyView struct {
 	keyView
-	Kind       string   `json:"kind"`
-	UserID     string   `json:"userId,omitempty"`
+	Kind   string `json:"kind"`
+	UserID string `json:"userId,omitempty"`
 	// ChannelIDs is set (possibly empty) for user keys only.
 	ChannelIDs *[]string `json:"channelIds,omitempty"`
 }

@@ -25,14 +25,11 @@ func (s *Server) messageRoutes() {
 	s.bodyLimits["/messages/upload-image"] = messageUploadBody
 	s.handle("GET /messages", famS, partner("getMessages").orUserKeys("readOwnMessages").orUser(), s.getMessages)
 	send := func(c *call) error {
-		var in struct {
-			message.SendInput
-			Sender string `json:"sender"`
-		}
-		if err := c.decode(&in); err != nil {
+		in, actor, err := messagingInput[message.SendInput](c)
+		if err != nil {
 			return err
 		}
-		if _, err := s.Messages.Send(c.r.Context(), c.messagingActor(in.Sender), in.SendInput); err != nil {
+		if _, err := s.Messages.Send(c.r.Context(), actor, in); err != nil {
 			return err
 		}
 		return c.ok(http.StatusOK, "Message send successfully", nil)
@@ -40,53 +37,26 @@ func (s *Server) messageRoutes() {
 	sendAccess := partner("sendMessage").orUserKeys().orUser()
 	s.handle("POST /messages/send", famS, sendAccess, send)
 	s.handle("POST /messages", famS, sendAccess, send)
-	s.handle("POST /messages/reply", famM, partner("replyMessage").orUserKeys("sendMessage").orUser(), func(c *call) error {
-		var in struct {
-			message.ReplyInput
-			Sender string `json:"sender"`
-		}
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		out, err := s.Messages.Reply(c.r.Context(), c.messagingActor(in.Sender), in.ReplyInput)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Reply sent successfully", out)
-	})
-	s.handle("POST /messages/react", famM, partner("reactMessage").orUserKeys("sendMessage").orUser(), func(c *call) error {
-		var in struct {
-			message.ReactInput
-			Sender string `json:"sender"`
-		}
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		out, err := s.Messages.React(c.r.Context(), c.messagingActor(in.Sender), in.ReactInput)
-		if err != nil {
-			return err
-		}
-		msg := "Reaction removed successfully"
-		if out.Reacted {
-			msg = "Reaction added successfully"
-		}
-		return c.ok(http.StatusOK, msg, out)
-	})
+	s.handle("POST /messages/reply", famM, partner("replyMessage").orUserKeys("sendMessage").orUser(),
+		messageAction(http.StatusCreated, func(message.Message) string { return "Reply sent successfully" },
+			func(c *call, a message.Actor, in message.ReplyInput) (message.Message, error) {
+				return s.Messages.Reply(c.r.Context(), a, in)
+			}))
+	s.handle("POST /messages/react", famM, partner("reactMessage").orUserKeys("sendMessage").orUser(),
+		messageAction(http.StatusOK, func(r message.Reaction) string {
+			if r.Reacted {
+				return "Reaction added successfully"
+			}
+			return "Reaction removed successfully"
+		}, func(c *call, a message.Actor, in message.ReactInput) (message.Reaction, error) {
+			return s.Messages.React(c.r.Context(), a, in)
+		}))
 	s.handle("POST /messages/upload-image", famS, sendAccess, s.uploadMessageImages)
-	s.handle("PUT /messages/{messageId}", famS, sendAccess, func(c *call) error {
-		var in struct {
-			message.EditInput
-			Sender string `json:"sender"`
-		}
-		if err := c.decode(&in); err != nil {
-			return err
-		}
-		out, err := s.Messages.Edit(c.r.Context(), c.messagingActor(in.Sender), c.r.PathValue("messageId"), in.EditInput)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusOK, "Message updated successfully", out)
-	})
+	s.handle("PUT /messages/{messageId}", famS, sendAccess, messageAction(http.StatusOK,
+		func(message.Message) string { return "Message updated successfully" },
+		func(c *call, a message.Actor, in message.EditInput) (message.Message, error) {
+			return s.Messages.Edit(c.r.Context(), a, c.r.PathValue("messageId"), in)
+		}))
 	s.handle("DELETE /messages/{messageId}", famS, sendAccess, func(c *call) error {
 		out, err := s.Messages.Delete(c.r.Context(), c.messagingActor(c.r.URL.Query().Get("sender")), c.r.PathValue("messageId"))
 		if err != nil {
@@ -94,6 +64,41 @@ func (s *Server) messageRoutes() {
 		}
 		return c.ok(http.StatusOK, "Message deleted successfully", out)
 	})
+}
+
+// messagingInput decodes a messaging body into T and the actor: the sender
+// it names acts for a community key.
+func messagingInput[T any](c *call) (T, message.Actor, error) {
+	var (
+		in  T
+		who struct {
+			Sender string `json:"sender"`
+		}
+	)
+	raw, err := readBody(c.r)
+	if err == nil {
+		err = decodeBody(raw, &who)
+	}
+	if err == nil {
+		err = decodeBody(raw, &in)
+	}
+	return in, c.messagingActor(who.Sender), err
+}
+
+// messageAction serves a messaging write: the body decoded into T, do's
+// result answered with status and the message msg gives for it.
+func messageAction[T, R any](status int, msg func(R) string, do func(*call, message.Actor, T) (R, error)) func(*call) error {
+	return func(c *call) error {
+		in, actor, err := messagingInput[T](c)
+		if err != nil {
+			return err
+		}
+		out, err := do(c, actor, in)
+		if err != nil {
+			return err
+		}
+		return c.ok(status, msg(out), out)
+	}
 }
 
 // messagingActor is who a messaging call acts as: the session's or user
