@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"fmt"
-	"mime/multipart"
 	"slices"
 	"strings"
 	"sync"
@@ -361,27 +360,6 @@ func TestDirectMessagesAndUserCredentials(t *testing.T) {
 	e.Do(apitest.Request{Method: "GET", Path: "/v1/channels", Key: sendOnly}).Expect(t, 403)
 }
 
-// imageForm builds an Upload Image body with the given image parts.
-func imageForm(t *testing.T, sender string, images ...[]byte) ([]byte, string) {
-	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	if sender != "" {
-		_ = w.WriteField("sender", sender)
-	}
-	for i, img := range images {
-		fw, err := w.CreateFormFile("images", fmt.Sprintf("pic%d.png", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = fw.Write(img)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes(), w.FormDataContentType()
-}
-
 func TestUploadImagesAndAttach(t *testing.T) {
 	e := apitest.New(t)
 	a, keyA := e.Community("Alpha", "alpha")
@@ -389,14 +367,14 @@ func TestUploadImagesAndAttach(t *testing.T) {
 	joined(e, a, "ada")
 	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
 	upload := func(key, path string, status int, images ...[]byte) *apitest.Response {
-		body, ct := imageForm(t, "", images...)
+		body, ct := multipartBody(t, nil, "images", images...)
 		return e.Do(apitest.Request{Method: "POST", Path: path, Key: key, Body: body, Headers: map[string]string{"Content-Type": ct}}).Expect(t, status)
 	}
 	gif := []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")
 	res := upload(keyA, "/apis/v1/messages/upload-image", 200, pngBytes, gif)
 	list, ok := res.JSON.([]any)
 	if !ok || len(list) != 2 || res.String("0.type") != "image/png" || res.String("1.type") != "image/gif" ||
-		res.Get("0.size") != float64(len(pngBytes)) || res.String("0.name") != "pic0.png" || !strings.HasPrefix(res.String("0.url"), e.Server.URL+"/v1/files/") {
+		res.Get("0.size") != float64(len(pngBytes)) || res.String("0.name") != "avatar.bin" || !strings.HasPrefix(res.String("0.url"), e.Server.URL+"/v1/files/") {
 		t.Fatalf("upload: %s", res.Body)
 	}
 	id := res.String("0.id")
