@@ -7,6 +7,7 @@ import (
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/gamification"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/user"
 	"github.com/rallyhq/rally/internal/userfield"
@@ -34,14 +35,15 @@ func (f userFields) ValuesOfMany(ctx context.Context, communityID string, userID
 
 // counters gathers a member's activity counters from the domains that keep
 // them: coins from the wallet, XP from the XP service, level and tier from
-// gamification, the login streak from the streak service; messages join as
-// their domain arrives (zero until then).
+// gamification, the login streak from the streak service, messages,
+// replies and reactions from messaging.
 type counters struct {
-	wallet  *wallet.Service
-	xp      *xp.Service
-	streaks *streak.Service
-	levels  *gamification.Service
-	clock   clock.Clock
+	wallet   *wallet.Service
+	xp       *xp.Service
+	streaks  *streak.Service
+	levels   *gamification.Service
+	messages *message.Service
+	clock    clock.Clock
 }
 
 func (c counters) Stats(ctx context.Context, communityID, userID string) (user.Stats, error) {
@@ -71,8 +73,13 @@ func (c counters) Stats(ctx context.Context, communityID, userID string) (user.S
 	if err != nil {
 		return user.Stats{}, err
 	}
+	msgs, err := c.messages.Counters(ctx, communityID, userID)
+	if err != nil {
+		return user.Stats{}, err
+	}
 	st := user.Stats{Coins: balances[wallet.Coins], CoinsEarnedToday: earned, XP: total, XPEarnedToday: xpToday,
-		LoginStreak: loginStreak, Level: lv.Index}
+		LoginStreak: loginStreak, Level: lv.Index, TotalMessages: msgs.TotalMessages, ReplySent: msgs.ReplySent,
+		TotalReactions: msgs.TotalReactions}
 	if lv.Index > 0 {
 		st.Tier = &user.Tier{Name: lv.TierName, Icon: lv.TierIcon, Level: lv.Level}
 	}

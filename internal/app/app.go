@@ -20,6 +20,7 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/badge"
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/channel"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/config"
@@ -30,6 +31,7 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
 	"github.com/rallyhq/rally/internal/mail"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
@@ -89,6 +91,9 @@ type App struct {
 	Files *blob.Store
 	// Badges holds badges, their awards and applications.
 	Badges *badge.Service
+	// Channels and Messages hold channels and messaging.
+	Channels *channel.Service
+	Messages *message.Service
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -176,7 +181,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.XP.AddHook(a.Gamification.LevelHook)
 	if _, err := event.NewDispatcher(event.DispatcherDeps{
 		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
-		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber()},
+		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber()}, Outbox: a.Outbox,
 	}); err != nil {
 		return err
 	}
@@ -198,14 +203,17 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.Users, Keys: a.Keys, Sessions: a.Sessions, Mail: a.Mail, Hosts: a.Communities}); err != nil {
 		return err
 	}
-	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
-		Fields: userFields{a.UserFields}, Roles: a.Roles,
-		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, clock: a.Clock},
-		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
-	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
 	}
+	a.Channels = channel.NewService(channel.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Roles: a.Roles})
+	a.Messages = message.NewService(message.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, Roles: a.Roles,
+		Channels: a.Channels, Files: a.Files})
+	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
+		Fields: userFields{a.UserFields}, Roles: a.Roles,
+		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},
+		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
+	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
@@ -217,7 +225,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.UserService, Files: a.Files, Gamification: a.Gamification,
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
-		Redeem: a.Redeem,
+		Redeem: a.Redeem, Channels: a.Channels, Messages: a.Messages,
 	})
 	return nil
 }

@@ -95,3 +95,29 @@ func TestRebindSkipsQuotedQuestionMarks(t *testing.T) {
 		t.Fatalf("got %q want %q", got, want)
 	}
 }
+
+func TestAfterCommitRunsOnlyOnCommit(t *testing.T) {
+	d := dbtest.Open(t)
+	ctx := context.Background()
+	var ran []string
+	if err := d.Tx(ctx, func(tx *db.Tx) error {
+		tx.AfterCommit(func() { ran = append(ran, "first") })
+		tx.AfterCommit(func() { ran = append(ran, "second") })
+		if len(ran) != 0 {
+			t.Fatal("hook ran before commit")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := d.Tx(ctx, func(tx *db.Tx) error {
+		tx.AfterCommit(func() { ran = append(ran, "rolled back") })
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if len(ran) != 2 || ran[0] != "first" || ran[1] != "second" {
+		t.Fatalf("hooks ran %v", ran)
+	}
+}

@@ -19,7 +19,13 @@ type Tx struct {
 	// SQL is the underlying transaction, for libraries that insert in it
 	// (the job queue on SQLite).
 	SQL *sql.Tx
+	// afterCommit runs, in order, once the transaction has committed.
+	afterCommit []func()
 }
+
+// AfterCommit registers f to run once this attempt of the transaction has
+// committed; it never runs when the attempt rolls back.
+func (t *Tx) AfterCommit(f func()) { t.afterCommit = append(t.afterCommit, f) }
 
 // maxAttempts bounds how often a transaction is retried after a
 // serialisation failure or deadlock before the error is returned.
@@ -60,11 +66,15 @@ func (d *DB) tryTx(ctx context.Context, fn func(*Tx) error) (err error) {
 			_ = stx.Rollback()
 		}
 	}()
-	if err = fn(&Tx{db: d, SQL: stx}); err != nil {
+	tx := &Tx{db: d, SQL: stx}
+	if err = fn(tx); err != nil {
 		return err
 	}
 	if err = stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, f := range tx.afterCommit {
+		f()
 	}
 	return nil
 }

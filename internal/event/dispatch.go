@@ -44,6 +44,9 @@ type DispatcherDeps struct {
 	// Retention is how long delivered events stay in the outbox (default
 	// 7 days); events some subscriber has not passed are never pruned.
 	Retention time.Duration
+	// Outbox, when set, is told when a dispatch job starts, so on SQLite it
+	// schedules one job per burst of appends rather than one per event.
+	Outbox *Outbox
 }
 
 // Dispatcher delivers outbox events to subscribers from River jobs.
@@ -54,6 +57,7 @@ type Dispatcher struct {
 	log       *slog.Logger
 	subs      []Subscriber
 	retention time.Duration
+	outbox    *Outbox
 }
 
 // NewDispatcher registers the dispatch and sweep workers and the periodic
@@ -81,6 +85,12 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		log:       logger,
 		subs:      deps.Subscribers,
 		retention: orDefault(deps.Retention, DefaultRetention),
+		outbox:    deps.Outbox,
+	}
+	if deps.Outbox != nil {
+		deps.Outbox.mu.Lock()
+		deps.Outbox.coalesce = true
+		deps.Outbox.mu.Unlock()
 	}
 	if err := jobs.AddWorker(deps.Queue, &dispatchWorker{d: d}); err != nil {
 		return nil, fmt.Errorf("new event dispatcher: %w", err)
@@ -334,6 +344,9 @@ type dispatchWorker struct {
 }
 
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
+	if w.d.outbox != nil {
+		w.d.outbox.started(job.Args.CommunityID)
+	}
 	return w.d.Dispatch(ctx, job.Args.CommunityID)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
@@ -32,11 +33,26 @@ type OutboxDeps struct {
 type Outbox struct {
 	clock clock.Clock
 	queue *jobs.Queue
+	// queued holds the communities with a dispatch job committed by this
+	// process that has not started yet (SQLite only, and only once a
+	// Dispatcher reports job starts: see Append).
+	mu       sync.Mutex
+	queued   map[string]bool
+	coalesce bool
 }
 
 // NewOutbox returns an outbox.
 func NewOutbox(deps OutboxDeps) *Outbox {
-	return &Outbox{clock: deps.Clock, queue: deps.Queue}
+	return &Outbox{clock: deps.Clock, queue: deps.Queue, queued: map[string]bool{}}
+}
+
+// started forgets that a dispatch job for communityID is waiting: the job
+// that is starting now delivers every event committed before its first
+// transaction.
+func (o *Outbox) started(communityID string) {
+	o.mu.Lock()
+	delete(o.queued, communityID)
+	o.mu.Unlock()
 }
 
 // LockCommunity takes the per-community lock Append takes, held until tx
@@ -75,8 +91,31 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
+	// On SQLite (one process, one writer) a dispatch job that is committed
+	// but not started covers this event too: its delivery transaction can
+	// only begin after this one commits. So one job serves a burst of
+	// appends, instead of one job insert per event. The sweep re-schedules
+	// dispatch should such a job never start.
+	o.mu.Lock()
+	sqlite := o.coalesce && tx.Dialect() == db.SQLite
+	o.mu.Unlock()
+	if sqlite {
+		o.mu.Lock()
+		waiting := o.queued[communityID]
+		o.mu.Unlock()
+		if waiting {
+			return nil
+		}
+	}
 	if err := o.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
+	}
+	if sqlite {
+		tx.AfterCommit(func() {
+			o.mu.Lock()
+			o.queued[communityID] = true
+			o.mu.Unlock()
+		})
 	}
 	return nil
 }

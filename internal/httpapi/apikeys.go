@@ -11,15 +11,20 @@ import (
 // keys, its owner and channel limits.
 type scopedKeyView struct {
 	keyView
-	Kind       string   `json:"kind"`
-	UserID     string   `json:"userId,omitempty"`
-	ChannelIDs []string `json:"channelIds,omitempty"`
+	Kind   string `json:"kind"`
+	UserID string `json:"userId,omitempty"`
+	// ChannelIDs is set (possibly empty) for user keys only.
+	ChannelIDs *[]string `json:"channelIds,omitempty"`
 }
 
 func viewScopedKey(k auth.Key, secret string) scopedKeyView {
 	v := scopedKeyView{keyView: viewKey(k, secret), Kind: k.Kind, UserID: k.UserID}
 	if k.Kind == auth.KindUser {
-		v.ChannelIDs = k.ChannelIDs
+		ids := k.ChannelIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		v.ChannelIDs = &ids
 	}
 	return v
 }

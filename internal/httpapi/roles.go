@@ -25,21 +25,9 @@ type assignmentView struct {
 func (s *Server) roleRoutes() {
 	read := partner("getRoles").legacy()
 	manage := partner("manageRoles").legacy()
-	s.handle("GET /roles", famL, read, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		skip, limit, err := offsetPage(c.r)
-		if err != nil {
-			return err
-		}
-		list, total, err := s.Roles.List(c.r.Context(), communityID, skip, limit)
-		if err != nil {
-			return err
-		}
-		return c.list("Roles fetched successfully", list, Page{Skip: &skip, Limit: &limit, Total: &total})
-	})
+	s.handle("GET /roles", famL, read, offsetList("Roles fetched successfully", func(c *call, communityID string, skip, limit int) ([]role.Role, int, error) {
+		return s.Roles.List(c.r.Context(), communityID, skip, limit)
+	}))
 	s.handle("POST /roles", famL, manage, inCommunity(http.StatusCreated, "Role created successfully",
 		decoded(func(c *call, communityID string, in role.Input) (role.Role, error) {
 			return s.Roles.Create(c.r.Context(), communityID, in)

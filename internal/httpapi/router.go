@@ -99,8 +99,10 @@ type access struct {
 	partner  bool
 	// perm is the key permission the route needs ("" for any key).
 	perm string
-	// userKeys accepts user API keys, which act as their owner.
+	// userKeys accepts user API keys, which act as their owner; they need
+	// userPerm when set, else perm.
 	userKeys bool
+	userPerm string
 	// userToken accepts signed-in users' session tokens; when the path has a
 	// {communityId}, the user must hold one of grants there (any grant when
 	// grants is empty and the route is community-scoped: a live member).
@@ -124,8 +126,15 @@ func (a access) orUser(grants ...string) access {
 	return a
 }
 
-// orUserKeys also accepts user API keys holding the route's permission.
-func (a access) orUserKeys() access { a.userKeys = true; return a }
+// orUserKeys also accepts user API keys holding the route's permission, or
+// perm when given (user keys hold the user-key catalogue's permissions).
+func (a access) orUserKeys(perm ...string) access {
+	a.userKeys = true
+	if len(perm) > 0 {
+		a.userPerm = perm[0]
+	}
+	return a
+}
 
 // orPlatform also accepts the platform-admin key.
 func (a access) orPlatform() access { a.platform = true; return a }
@@ -250,8 +259,12 @@ func (s *Server) authorise(c *call, a access) error {
 	default:
 		return errs.Forbiddenf("This endpoint does not take this kind of key.")
 	}
-	if a.perm != "" && !k.Has(a.perm) {
-		return errs.Forbiddenf("API key lacks the %s permission.", a.perm)
+	perm := a.perm
+	if k.Kind == auth.KindUser && a.userPerm != "" {
+		perm = a.userPerm
+	}
+	if perm != "" && !k.Has(perm) {
+		return errs.Forbiddenf("API key lacks the %s permission.", perm)
 	}
 	return nil
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/badge"
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/channel"
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
@@ -69,6 +71,9 @@ type Deps struct {
 	Gamification *gamification.Service
 	// Redeem runs store purchases, orders and redemption statuses.
 	Redeem *redeem.Service
+	// Channels and Messages serve channels and messaging.
+	Channels *channel.Service
+	Messages *message.Service
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// OpenAPI is the contract served at /openapi.yaml.
@@ -143,4 +148,5 @@ func (s *Server) routes() {
 	s.badgeRoutes()
 	s.gamificationRoutes()
 	s.redeemRoutes()
+	s.messagingRoutes()
 }

@@ -16,21 +16,10 @@ import (
 func (s *Server) userFieldRoutes() {
 	a := partner("userFields").orUser(auth.GrantOwner, auth.GrantAdmin)
 	uf := s.UserFields
-	s.handle("GET /communities/{communityId}/user-fields", famM, a, func(c *call) error {
-		communityID, err := c.community()
-		if err != nil {
-			return err
-		}
-		skip, limit, err := offsetPage(c.r)
-		if err != nil {
-			return err
-		}
-		list, total, err := uf.List(c.r.Context(), communityID, skip, limit)
-		if err != nil {
-			return err
-		}
-		return c.list("Read user fields success.", list, Page{Skip: &skip, Limit: &limit, Total: &total})
-	})
+	s.handle("GET /communities/{communityId}/user-fields", famM, a, offsetList("Read user fields success.",
+		func(c *call, communityID string, skip, limit int) ([]userfield.Field, int, error) {
+			return uf.List(c.r.Context(), communityID, skip, limit)
+		}))
 	s.handle("POST /communities/{communityId}/user-fields", famM, a, fieldRoute(http.StatusCreated, "Create user field successful", true,
 		func(c *call, communityID string, in userfield.Input) (userfield.Field, error) {
 			return uf.Create(c.r.Context(), communityID, in, c.actor())

@@ -15,9 +15,9 @@ import (
 
 var pngBytes = append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{0}, 64)...)
 
-// multipartBody builds a form with fields and, when file is non-nil, a
-// file part named fileField.
-func multipartBody(t *testing.T, fields map[string]string, fileField string, file []byte) ([]byte, string) {
+// multipartBody builds a form with fields and a part named fileField for
+// each non-nil file.
+func multipartBody(t *testing.T, fields map[string]string, fileField string, files ...[]byte) ([]byte, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
@@ -26,7 +26,10 @@ func multipartBody(t *testing.T, fields map[string]string, fileField string, fil
 			t.Fatal(err)
 		}
 	}
-	if file != nil {
+	for _, file := range files {
+		if file == nil {
+			continue
+		}
 		fw, err := w.CreateFormFile(fileField, "avatar.bin")
 		if err != nil {
 			t.Fatal(err)

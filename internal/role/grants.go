@@ -56,21 +56,22 @@ func (s *Service) Grants(ctx context.Context, communityID, userID string) ([]str
 
 // Can reports whether userID may do permission (a server or channel
 // permission key; the older edition's aliases are accepted) in channelID of
-// the community. The owner may do everything; other live members hold the
-// union of their roles' permissions, @all included, and server_administrator
-// implies every permission; non-members, pending and deleted members may do
-// nothing. Channels carry no overrides yet, so the answer is community-wide
-// and channelID is not consulted. An unknown permission is an error.
+// the community ("" for the community as a whole). The owner may do
+// everything; other live members hold the union of their roles'
+// permissions, @all included, adjusted by the channel's per-role overrides
+// (see ChannelPermissions), and server_administrator implies every
+// permission; non-members, pending and deleted members may do nothing. An
+// unknown permission is an error.
 func (s *Service) Can(ctx context.Context, communityID, userID, channelID, permission string) (bool, error) {
 	name, ok := CanonicalPermission(permission)
 	if !ok {
 		return false, fmt.Errorf("check permission: unknown permission %q", permission)
 	}
-	st, err := s.standing(ctx, communityID, userID)
-	if err != nil || !st.live {
+	perms, err := s.ChannelPermissions(ctx, communityID, userID, channelID)
+	if err != nil {
 		return false, err
 	}
-	return st.owner || st.perms[PermServerAdministrator] || st.perms[name], nil
+	return perms[name], nil
 }
 
 // standing is what a user may do in a community.
