@@ -27,6 +27,7 @@ import (
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
+	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
@@ -69,7 +70,9 @@ type App struct {
 	Mail        *mail.Mailer
 	Wallet      *wallet.Service
 	XP          *xp.Service
-	Idempotency *idem.Keeper
+	// Leaderboards ranks members; its hooks keep scores live.
+	Leaderboards *leaderboard.Service
+	Idempotency  *idem.Keeper
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -162,6 +165,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.Roles = role.NewService(role.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.Wallet = wallet.NewService(wallet.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
 	a.XP = xp.NewService(xp.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Wallet: a.Wallet})
+	a.Leaderboards = leaderboard.NewService(leaderboard.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.XP.AddHook(a.Leaderboards.XPHook)
+	a.Wallet.AddHook(a.Leaderboards.WalletHook)
 	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
 		return err
 	}
@@ -192,6 +198,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Registry: a.registry, OpenAPI: api.Spec, MaxBodyBytes: a.Config.MaxBodyBytes, AccessLog: a.Config.AccessLog,
 		Wallet: a.Wallet, Idempotency: a.Idempotency,
 		Users: a.UserService, Files: a.Files,
+		Leaderboards: a.Leaderboards,
 	})
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/user"
@@ -58,6 +59,8 @@ type Deps struct {
 	OpenAPI []byte
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Leaderboards serves leaderboards and their standings.
+	Leaderboards *leaderboard.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
 }
@@ -122,4 +125,5 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.walletRoutes()
 	s.userRoutes()
+	s.leaderboardRoutes()
 }
