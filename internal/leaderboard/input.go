@@ -352,7 +352,7 @@ func (in Input) applyDuration(v *errs.Validator, b *Leaderboard, create bool) {
 	} else if create {
 		b.Duration.NoEndDate = true
 	}
-	if b.Duration.NoEndDate && !endSet {
+	if b.Duration.NoEndDate {
 		b.Duration.End = nil
 	}
 	if !b.Duration.NoEndDate && b.Duration.End == nil {
