@@ -30,7 +30,7 @@ func newShapeBoard(slug string) map[string]any {
 		"allowedRolesToView": []string{"507f1f77bcf86cd799439014"}, "allowedTagsToView": []string{},
 		"isEnabled": true, "isPreviewEnabled": false, "displayOrder": 3,
 		"widget": map[string]any{"enabled": false, "whitelistedDomains": []string{"example.com"},
-			"size": map[string]any{"type": "custom", "value": map[string]any{"width": 420, "height": 640}},
+			"size":   map[string]any{"type": "custom", "value": map[string]any{"width": 420, "height": 640}},
 			"button": map[string]any{"enabled": true, "text": "View leaderboard", "link": "https://example.com/leaderboard"}}}
 }
 
@@ -74,7 +74,7 @@ func TestLeaderboardCRUD(t *testing.T) {
 	legacy := map[string]any{"name": "Legacy Board", "slug": "legacy-board", "rankBy": "xps",
 		"displayedFields": []string{"user", "xps"}, "displayFieldsOrder": []string{"user", "xps", "level"},
 		"timeFilters": []string{"daily", "all-time"}, "enabled": false,
-		"duration": map[string]any{"start": "2026-01-01T00:00:00.000Z", "end": "2026-06-30T00:00:00.000Z", "noEndDate": false, "timeZone": 7},
+		"duration":           map[string]any{"start": "2026-01-01T00:00:00.000Z", "end": "2026-06-30T00:00:00.000Z", "noEndDate": false, "timeZone": 7},
 		"performanceDisplay": map[string]any{"showTop": map[string]any{"enabled": true, "value": 5}, "showPositive": map[string]any{"enabled": true}},
 		"rankedUserRoles":    map[string]any{"users": []string{}, "roles": []string{}, "tags": []string{}}}
 	res = e.Do(apitest.Request{Method: "POST", Path: "/v1/leaderboards", Key: key, Body: legacy}).Expect(t, 201)

@@ -264,7 +264,7 @@ func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
 		return sc.count(ctx, " AND s.score > ?", score)
 	}
 	b := bucket(score)
-	var n, inBucket, deleted int64
+	var n, inBucket int64
 	if err := sc.s.d.DB.QueryRow(ctx, "SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ?",
 		sc.b.ID, sc.period, b).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count standings: %w", err)
@@ -273,12 +273,25 @@ func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
 		sc.b.ID, sc.period, score, bucketTop(b)).Scan(&inBucket); err != nil {
 		return 0, fmt.Errorf("count standings: %w", err)
 	}
-	if err := sc.s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM members m JOIN leaderboard_scores s
-		ON s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id
-		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.score > ?`, sc.b.ID, sc.period, sc.b.CommunityID, score).Scan(&deleted); err != nil {
-		return 0, fmt.Errorf("count standings: %w", err)
+	deleted, err := sc.deletedAbove(ctx, " AND s.score > ?", score)
+	if err != nil {
+		return 0, err
 	}
 	return n + inBucket - deleted, nil
+}
+
+// deletedAbove counts deleted members with a score row matching cond. It
+// walks the (few) deleted members first: CROSS JOIN fixes that order on
+// SQLite, and PostgreSQL's planner picks it from the partial index.
+func (sc *scope) deletedAbove(ctx context.Context, cond string, args ...any) (int64, error) {
+	var n int64
+	err := sc.s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM members m CROSS JOIN leaderboard_scores s
+		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id`+cond,
+		append([]any{sc.b.CommunityID, sc.b.ID, sc.period}, args...)...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count deleted members: %w", err)
+	}
+	return n, nil
 }
 
 // realRank is the rank of r among members: one plus those with a higher
@@ -319,10 +332,8 @@ func (sc *scope) total(ctx context.Context) (int64, error) {
 			sc.b.ID, sc.period).Scan(&all); err != nil {
 			return 0, fmt.Errorf("count standings: %w", err)
 		}
-		if err = sc.s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM members m JOIN leaderboard_scores s
-			ON s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id WHERE m.community_id = ? AND m.deleted_at IS NOT NULL`,
-			sc.b.ID, sc.period, sc.b.CommunityID).Scan(&deleted); err != nil {
-			return 0, fmt.Errorf("count standings: %w", err)
+		if deleted, err = sc.deletedAbove(ctx, ""); err != nil {
+			return 0, err
 		}
 		n = all - deleted
 	}
@@ -363,8 +374,10 @@ func (sc *scope) rows(ctx context.Context, cond, order string, limit, offset int
 const (
 	bestFirst  = "s.score DESC, s.reached_at ASC, s.user_id ASC"
 	worstFirst = "s.score ASC, s.reached_at DESC, s.user_id DESC"
-	aheadOf    = " AND (s.score > ? OR (s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))))"
-	behind     = " AND (s.score < ? OR (s.score = ? AND (s.reached_at > ? OR (s.reached_at = ? AND s.user_id > ?))))"
+	// aheadOf and behind bound the score first so the index range starts
+	// at the member, not at an end of the board.
+	aheadOf = " AND s.score >= ? AND (s.score > ? OR (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?)))"
+	behind  = " AND s.score <= ? AND (s.score < ? OR (s.reached_at > ? OR (s.reached_at = ? AND s.user_id > ?)))"
 )
 
 // dummyEntries returns the shown dummy users with their ranks.
@@ -462,7 +475,7 @@ func (s *Service) Position(ctx context.Context, communityID, ref, userID string,
 	}
 	sc.view.Total = total
 	out := Position{View: sc.view, Above: []Entry{}, Below: []Entry{}}
-	mine, err := sc.rows(ctx, " AND s.user_id = ?", bestFirst, 1, 0, userID)
+	mine, err := sc.rows(ctx, " AND s.user_id = ?", "s.user_id", 1, 0, userID)
 	if err != nil || len(mine) == 0 {
 		return out, err
 	}
