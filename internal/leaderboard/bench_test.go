@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,25 +60,10 @@ func BenchmarkStandings(b *testing.B) {
 		}
 	}
 	b.Logf("seeded %d scores in %d buckets", members, len(buckets))
-	measure := func(b *testing.B, read func() error) {
-		lat := make([]time.Duration, 0, b.N)
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			if err := read(); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		b.StopTimer()
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds()), "p99-µs")
-	}
 	svc := e.App.Leaderboards
 	q := leaderboard.StandingsQuery{TimeFilter: leaderboard.AllTime}
 	b.Run("rank-of-member", func(b *testing.B) {
-		measure(b, func() error {
+		apitest.MeasureLatency(b, func() error {
 			p, err := svc.Position(ctx, c, board.ID, users[rng.IntN(members)], q)
 			if err == nil && !p.Ranked {
 				err = fmt.Errorf("member not ranked")
@@ -90,7 +74,7 @@ func BenchmarkStandings(b *testing.B) {
 	b.Run("top-50", func(b *testing.B) {
 		top := q
 		top.Limit = 50
-		measure(b, func() error {
+		apitest.MeasureLatency(b, func() error {
 			s, err := svc.Standings(ctx, c, board.ID, top)
 			if err == nil && len(s.Entries) != 50 {
 				err = fmt.Errorf("top 50 has %d entries", len(s.Entries))
