@@ -253,59 +253,57 @@ func (sc *scope) count(ctx context.Context, cond string, args ...any) (int64, er
 	return n, nil
 }
 
-// above counts ranked members with a score strictly above score. Without a
-// rank audience it adds the histogram buckets above score's bucket to a
-// range count inside that bucket, minus deleted members above (few).
-func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
+// aboveSQL is a scalar SQL expression counting ranked members with a score
+// strictly above score. Without a rank audience it adds the histogram
+// buckets above score's bucket to a range count inside that bucket, minus
+// deleted members above (few), so it never walks the board.
+func (sc *scope) aboveSQL(score int64) (string, []any) {
 	if sc.positive && score < 0 {
 		score = 0
 	}
 	if sc.restricted {
-		return sc.count(ctx, " AND s.score > ?", score)
+		w, args := sc.where()
+		return "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ? AND s.score > ?" + w + ")",
+			append([]any{sc.b.ID, sc.period, score}, args...)
 	}
 	b := bucket(score)
-	var n, inBucket int64
-	if err := sc.s.d.DB.QueryRow(ctx, "SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ?",
-		sc.b.ID, sc.period, b).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count standings: %w", err)
-	}
-	if err := sc.s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM leaderboard_scores WHERE leaderboard_id = ? AND period = ? AND score > ? AND score <= ?",
-		sc.b.ID, sc.period, score, bucketTop(b)).Scan(&inBucket); err != nil {
-		return 0, fmt.Errorf("count standings: %w", err)
-	}
-	deleted, err := sc.deletedAbove(ctx, " AND s.score > ?", score)
-	if err != nil {
-		return 0, err
-	}
-	return n + inBucket - deleted, nil
+	return `((SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ?)
+		+ (SELECT COUNT(*) FROM leaderboard_scores WHERE leaderboard_id = ? AND period = ? AND score > ? AND score <= ?)
+		- ` + deletedSQL + " AND s.score > ?))", []any{sc.b.ID, sc.period, b, sc.b.ID, sc.period, score, bucketTop(b),
+			sc.b.CommunityID, sc.b.ID, sc.period, score}
 }
 
-// deletedAbove counts deleted members with a score row matching cond. It
-// walks the (few) deleted members first: CROSS JOIN fixes that order on
-// SQLite, and PostgreSQL's planner picks it from the partial index.
-func (sc *scope) deletedAbove(ctx context.Context, cond string, args ...any) (int64, error) {
+// above counts ranked members with a score strictly above score.
+func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
+	q, args := sc.aboveSQL(score)
 	var n int64
-	err := sc.s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM members m CROSS JOIN leaderboard_scores s
-		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id`+cond,
-		append([]any{sc.b.CommunityID, sc.b.ID, sc.period}, args...)...).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count deleted members: %w", err)
+	if err := sc.s.d.DB.QueryRow(ctx, "SELECT "+q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count standings: %w", err)
 	}
 	return n, nil
 }
 
+// deletedSQL counts deleted members with a score row (continue its WHERE
+// and close the parenthesis). It walks the few deleted members first:
+// CROSS JOIN fixes that order on SQLite, and PostgreSQL's planner picks it
+// from the partial index members_deleted.
+const deletedSQL = `(SELECT COUNT(*) FROM members m CROSS JOIN leaderboard_scores s
+		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id`
+
 // realRank is the rank of r among members: one plus those with a higher
-// score, or the same score reached earlier (then the lower _id).
+// score, or the same score reached earlier (then the lower _id), in one
+// query.
 func (sc *scope) realRank(ctx context.Context, r row) (int64, error) {
-	n, err := sc.above(ctx, r.score)
+	above, args := sc.aboveSQL(r.score)
+	w, wargs := sc.where()
+	var n int64
+	err := sc.s.d.DB.QueryRow(ctx, "SELECT 1 + "+above+` + (SELECT COUNT(*) FROM leaderboard_scores s
+		WHERE s.leaderboard_id = ? AND s.period = ? AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))`+w+")",
+		append(append(args, sc.b.ID, sc.period, r.score, r.reached, r.reached, r.user), wargs...)...).Scan(&n)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("rank member: %w", err)
 	}
-	ties, err := sc.count(ctx, " AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))", r.score, r.reached, r.reached, r.user)
-	if err != nil {
-		return 0, err
-	}
-	return n + ties + 1, nil
+	return n, nil
 }
 
 // dummiesAbove counts shown dummy users with a score above score.
@@ -323,22 +321,14 @@ func (sc *scope) dummiesAbove(score int64) int64 {
 func (sc *scope) total(ctx context.Context) (int64, error) {
 	var n int64
 	var err error
-	switch {
-	case sc.restricted || sc.positive:
+	if sc.restricted || sc.positive {
 		n, err = sc.count(ctx, "")
-	default:
-		var all, deleted int64
-		if err = sc.s.d.DB.QueryRow(ctx, "SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ?",
-			sc.b.ID, sc.period).Scan(&all); err != nil {
-			return 0, fmt.Errorf("count standings: %w", err)
-		}
-		if deleted, err = sc.deletedAbove(ctx, ""); err != nil {
-			return 0, err
-		}
-		n = all - deleted
+	} else {
+		err = sc.s.d.DB.QueryRow(ctx, "SELECT (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ?) - "+
+			deletedSQL+")", sc.b.ID, sc.period, sc.b.CommunityID, sc.b.ID, sc.period).Scan(&n)
 	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("count standings: %w", err)
 	}
 	n += int64(len(sc.dummies))
 	if sc.topOnly > 0 && n > sc.topOnly {
@@ -401,16 +391,20 @@ func (sc *scope) dummyEntries(ctx context.Context) ([]Entry, error) {
 // entries turns rows with their member ranks into entries (dummy users
 // above them shift their ranks).
 func (sc *scope) entries(ctx context.Context, rs []row, ranks []int64) ([]Entry, error) {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.user
+	}
+	users, err := sc.s.d.Users.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Entry, 0, len(rs))
 	for i, r := range rs {
 		reached := jsonx.Millis(r.reached)
-		e := Entry{Rank: ranks[i] + sc.dummiesAbove(r.score), UserID: r.user, Score: r.score, ReachedAt: &reached}
-		u, err := sc.s.d.Users.Get(ctx, r.user)
-		if err != nil && errs.KindOf(err) != errs.NotFound {
-			return nil, err
-		}
-		e.ID, e.Username, e.DisplayName, e.Avatar = u.NumID, u.Username, u.DisplayName, u.Avatar
-		out = append(out, e)
+		u := users[r.user]
+		out = append(out, Entry{Rank: ranks[i] + sc.dummiesAbove(r.score), UserID: r.user, ID: u.NumID, Username: u.Username,
+			DisplayName: u.DisplayName, Avatar: u.Avatar, Score: r.score, ReachedAt: &reached})
 	}
 	return out, nil
 }
@@ -484,15 +478,15 @@ func (s *Service) Position(ctx context.Context, communityID, ref, userID string,
 	if err != nil {
 		return Position{}, err
 	}
-	n := q.Around + len(sc.dummies)
-	keys := []any{me.score, me.score, me.reached, me.reached, me.user}
-	up, err := sc.rows(ctx, aheadOf, worstFirst, n, 0, keys...)
-	if err != nil {
-		return Position{}, err
-	}
-	down, err := sc.rows(ctx, behind, bestFirst, n, 0, keys...)
-	if err != nil {
-		return Position{}, err
+	var up, down []row
+	if n := q.Around + len(sc.dummies); n > 0 {
+		keys := []any{me.score, me.score, me.reached, me.reached, me.user}
+		if up, err = sc.rows(ctx, aheadOf, worstFirst, n, 0, keys...); err != nil {
+			return Position{}, err
+		}
+		if down, err = sc.rows(ctx, behind, bestFirst, n, 0, keys...); err != nil {
+			return Position{}, err
+		}
 	}
 	rs := append(append([]row{me}, up...), down...)
 	ranks := []int64{rank}
