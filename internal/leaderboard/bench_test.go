@@ -56,9 +56,9 @@ func BenchmarkStandings(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	settle := "PRAGMA wal_checkpoint(TRUNCATE)" // a running server has checkpointed its bulk writes
+	settle := "PRAGMA wal_checkpoint(TRUNCATE)" // SQLite checkpoints bulk writes
 	if e.App.DB.Dialect == "postgres" {
-		settle = "ANALYZE"
+		settle = "VACUUM ANALYZE" // what autovacuum does after a bulk load: statistics and the visibility map
 	}
 	if _, err := e.App.DB.Exec(ctx, settle); err != nil {
 		b.Fatal(err)
