@@ -30,6 +30,7 @@ import (
 	"github.com/rallyhq/rally/internal/httpapi"
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/jobs"
+	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
@@ -85,6 +86,8 @@ type App struct {
 	Gamification *gamification.Service
 	// Redeem runs store purchases, orders and redemption statuses.
 	Redeem *redeem.Service
+	// Leaderboards ranks members; its hooks keep scores live.
+	Leaderboards *leaderboard.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
 	// Files keeps uploaded files under DataDir/files.
@@ -185,6 +188,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}); err != nil {
 		return err
 	}
+	a.Leaderboards = leaderboard.NewService(leaderboard.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
+	a.XP.AddHook(a.Leaderboards.XPHook)
+	a.Wallet.AddHook(a.Leaderboards.WalletHook)
 	if a.Idempotency, err = idem.New(idem.Deps{DB: a.DB, Clock: a.Clock, Queue: q}); err != nil {
 		return err
 	}
@@ -226,6 +232,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
 		Redeem: a.Redeem, Channels: a.Channels, Messages: a.Messages,
+		Leaderboards: a.Leaderboards,
 	})
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/idem"
+	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/redeem"
@@ -80,6 +81,8 @@ type Deps struct {
 	OpenAPI []byte
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Leaderboards serves leaderboards and their standings.
+	Leaderboards *leaderboard.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
 }
@@ -149,4 +152,5 @@ func (s *Server) routes() {
 	s.gamificationRoutes()
 	s.redeemRoutes()
 	s.messagingRoutes()
+	s.leaderboardRoutes()
 }

@@ -215,6 +215,35 @@ func (s *Store) Get(ctx context.Context, userID string) (User, error) {
 	return scanUser(s.d.DB.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", userID))
 }
 
+// GetMany returns the accounts among userIDs that exist, by _id, in one
+// query (lists that show many members use it).
+func (s *Store) GetMany(ctx context.Context, userIDs []string) (map[string]User, error) {
+	out := make(map[string]User, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(userIDs))
+	for i, id := range userIDs {
+		args[i] = id
+	}
+	rows, err := s.d.DB.Query(ctx, "SELECT "+userColumns+" FROM users WHERE id IN (?"+strings.Repeat(", ?", len(userIDs)-1)+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[u.ID] = u
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read users: %w", err)
+	}
+	return out, nil
+}
+
 // GetTx returns the account with _id userID, read in tx.
 func (s *Store) GetTx(ctx context.Context, tx *db.Tx, userID string) (User, error) {
 	return scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE id = ?", userID))

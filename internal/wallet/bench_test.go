@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -84,36 +83,21 @@ func BenchmarkLedgerPage(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	measure := func(b *testing.B, read func() error) {
-		lat := make([]time.Duration, 0, b.N)
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			if err := read(); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
-		}
-		b.StopTimer()
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds()), "p99-µs")
-	}
 	w := e.App.Wallet
 	b.Run("first-page", func(b *testing.B) {
-		measure(b, func() error {
+		apitest.MeasureLatency(b, func() error {
 			_, _, err := w.Ledger(ctx, c, u.ID, wallet.LedgerQuery{Limit: 100})
 			return err
 		})
 	})
 	b.Run("random-cursor", func(b *testing.B) {
-		measure(b, func() error {
+		apitest.MeasureLatency(b, func() error {
 			_, _, err := w.Ledger(ctx, c, u.ID, wallet.LedgerQuery{Limit: 100, Before: 1 + rng.Int64N(maxSeq)})
 			return err
 		})
 	})
 	b.Run("random-cursor-currency", func(b *testing.B) {
-		measure(b, func() error {
+		apitest.MeasureLatency(b, func() error {
 			_, _, err := w.Ledger(ctx, c, u.ID, wallet.LedgerQuery{Limit: 100, Currency: wallet.Premium, Before: 1 + rng.Int64N(maxSeq)})
 			return err
 		})

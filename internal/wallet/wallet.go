@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rallyhq/rally/internal/clock"
@@ -145,7 +146,22 @@ type Deps struct {
 
 // Service holds the wallet rules.
 type Service struct {
-	d Deps
+	d     Deps
+	mu    sync.RWMutex
+	hooks []Hook
+}
+
+// Hook runs inside the transaction of every balance change, after the
+// ledger row is written: leaderboards ranking by coins keep their scores
+// with it.
+type Hook func(ctx context.Context, tx *db.Tx, row LedgerRow) error
+
+// AddHook registers h for every balance change; register hooks while
+// wiring, before serving.
+func (s *Service) AddHook(h Hook) {
+	s.mu.Lock()
+	s.hooks = append(s.hooks, h)
+	s.mu.Unlock()
 }
 
 // NewService returns the wallet service.
@@ -212,6 +228,14 @@ func (s *Service) ApplyTx(ctx context.Context, tx *db.Tx, e Entry) (LedgerRow, e
 		row.ID, row.CommunityID, row.UserID, row.Currency, row.Amount, row.BalanceAfter, row.Reason, row.Reference,
 		row.Actor.Kind, row.Actor.ID, now.UnixMilli()).Scan(&row.Seq); err != nil {
 		return LedgerRow{}, fmt.Errorf("apply %s %d: write ledger: %w", e.Currency, e.Amount, err)
+	}
+	s.mu.RLock()
+	hooks := s.hooks
+	s.mu.RUnlock()
+	for _, h := range hooks {
+		if err := h(ctx, tx, row); err != nil {
+			return LedgerRow{}, err
+		}
 	}
 	typ := "wallet.credited"
 	if e.Amount < 0 {
