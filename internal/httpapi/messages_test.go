@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/user"
@@ -416,6 +417,8 @@ func TestConcurrentSendersPageExactlyOnce(t *testing.T) {
 	}
 	// A reader starts from the newest message it has.
 	send(t, e, keyA, map[string]any{"channelId": general, "message": "start", "sender": "u000"}, 200)
+	// Take the cursor before any sender starts, so it is the "start" message.
+	cursor := e.Do(apitest.Request{Method: "GET", Path: "/v1/messages?channel_id=" + general, Key: keyA}).Expect(t, 200).String("data.messages.0.id")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
@@ -436,8 +439,11 @@ func TestConcurrentSendersPageExactlyOnce(t *testing.T) {
 	// exactly where the last ended.
 	seen := map[string]bool{}
 	var forward []float64
-	cursor := e.Do(apitest.Request{Method: "GET", Path: "/v1/messages?channel_id=" + general, Key: keyA}).Expect(t, 200).String("data.messages.0.id")
+	deadline := time.Now().Add(2 * time.Minute)
 	for len(forward) < senders {
+		if time.Now().After(deadline) {
+			t.Fatalf("paging forward saw %d of %d messages before the deadline", len(forward), senders)
+		}
 		q := "channel_id=" + general + "&count=7&after=" + cursor
 		res := e.Do(apitest.Request{Method: "GET", Path: "/v1/messages?" + q, Key: keyA}).Expect(t, 200)
 		for _, m := range res.Get("data.messages").([]any) {
