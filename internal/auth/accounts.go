@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"log/slog"
 	"math/big"
 	"net/mail"
@@ -52,7 +53,7 @@ type CommunityHosts interface {
 type AccountsDeps struct {
 	DB       *db.DB
 	Clock    clock.Clock
-	Events   Events
+	Events   event.Appender
 	Queue    *jobs.Queue
 	Logger   *slog.Logger
 	Users    *user.Store

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"slices"
 	"strings"
 	"sync"
@@ -57,16 +58,11 @@ func (k Key) Has(p string) bool {
 	return slices.Contains(k.Permissions, p)
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the key service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 }
 
 // Keys creates, finds and revokes API keys.

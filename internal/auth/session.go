@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"strconv"
 	"time"
 
@@ -50,7 +51,7 @@ type Session struct {
 type SessionDeps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 }
 
 // Sessions issues and verifies session tokens: HS256 JWTs with the claims

@@ -77,16 +77,11 @@ type Channel struct {
 	Deleted bool `json:"-"`
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the channel service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Roles  *role.Service
 }
 

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,16 +33,11 @@ type Community struct {
 	UpdatedAt jsonx.Time `json:"updatedAt"`
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the community service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Keys   *auth.Keys
 }
 

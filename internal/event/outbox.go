@@ -119,3 +119,9 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 	}
 	return nil
 }
+
+// Appender records an event in the caller's transaction; *Outbox is the
+// implementation every domain service is given.
+type Appender interface {
+	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
+}

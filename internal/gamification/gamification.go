@@ -11,6 +11,7 @@ package gamification
 import (
 	"context"
 	"database/sql"
+	"github.com/rallyhq/rally/internal/event"
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
@@ -18,16 +19,11 @@ import (
 	"github.com/rallyhq/rally/internal/xp"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the gamification service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	XP     *xp.Service
 	Users  *user.Store
 }

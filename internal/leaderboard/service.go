@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"hash/fnv"
 	"strings"
 
@@ -17,16 +18,11 @@ import (
 	"github.com/rallyhq/rally/internal/user"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the leaderboard service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Users  *user.Store
 }
 

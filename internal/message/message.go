@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,16 +117,11 @@ type Actor struct {
 	Channels []string
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the message service needs.
 type Deps struct {
 	DB       *db.DB
 	Clock    clock.Clock
-	Events   Events
+	Events   event.Appender
 	Users    *user.Store
 	Roles    *role.Service
 	Channels *channel.Service

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"math/big"
 	"slices"
 	"strings"
@@ -92,16 +93,11 @@ type WheelInput struct {
 	Segments        jsonx.Optional[[]Segment] `json:"segments"`
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the mini-game service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	XP     *xp.Service
 	Wallet *wallet.Service
 	// Store checks that a product prize names one of the community's

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"strings"
 	"time"
 
@@ -40,16 +41,11 @@ const (
 	EventHistoryUpdated = "purchase-history.updated"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the redemption service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Store  *store.Service
 	Wallet *wallet.Service
 	Users  *user.Store

@@ -6,6 +6,7 @@ package role
 import (
 	"context"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 
 	"github.com/rallyhq/rally/internal/auth"
 	"github.com/rallyhq/rally/internal/clock"
@@ -14,16 +15,11 @@ import (
 	"github.com/rallyhq/rally/internal/user"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the role service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Users  *user.Store
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"net/url"
 	"regexp"
 	"strings"
@@ -22,16 +23,11 @@ import (
 	"github.com/rallyhq/rally/internal/jsonx"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the store service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 }
 
 // Service holds the rules for the store configuration, categories and

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"slices"
 	"strings"
 	"time"
@@ -144,16 +145,11 @@ type Input struct {
 	Order          jsonx.Optional[int]       `json:"order"`
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the streak service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 }
 
 // Service holds streak definitions and members' streaks.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -105,7 +106,7 @@ func (NoCounters) Column(string) string { return "0" }
 type ServiceDeps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Store  *Store
 	// Fields writes and reads custom field values (the user-field service).
 	Fields FieldValues

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"strconv"
 	"strings"
 	"time"
@@ -58,16 +59,11 @@ type Member struct {
 	UpdatedAt    time.Time
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the user store needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 }
 
 // Store reads and writes accounts and memberships.

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,16 +132,11 @@ func (r LedgerRow) MarshalJSON() ([]byte, error) {
 		BalanceAfter: r.BalanceAfter, Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, CreatedAt: clock.Format(r.CreatedAt)})
 }
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the wallet service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Users  *user.Store
 }
 

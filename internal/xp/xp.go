@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/rallyhq/rally/internal/event"
 	"strings"
 	"sync"
 	"time"
@@ -22,16 +23,11 @@ import (
 	"github.com/rallyhq/rally/internal/wallet"
 )
 
-// Events records state changes in the caller's transaction.
-type Events interface {
-	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
-}
-
 // Deps are what the XP service needs.
 type Deps struct {
 	DB     *db.DB
 	Clock  clock.Clock
-	Events Events
+	Events event.Appender
 	Wallet *wallet.Service
 }
 
