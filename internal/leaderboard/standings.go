@@ -253,29 +253,73 @@ func (sc *scope) count(ctx context.Context, cond string, args ...any) (int64, er
 	return n, nil
 }
 
-// aboveSQL is a scalar SQL expression counting ranked members with a score
-// strictly above score. Without a rank audience it adds the histogram
-// buckets above score's bucket to a range count inside that bucket, minus
-// deleted members above (few), so it never walks the board.
-func (sc *scope) aboveSQL(score int64) (string, []any) {
+// aheadSQL is a scalar SQL expression counting the ranked members ahead of
+// a rank key: with tie nil, those with a score strictly above score; with
+// tie (a member's row at score), also those with the same score reached
+// earlier (then the lower _id).
+//
+// Without a rank audience it never walks the board: the histogram gives
+// the scores in buckets above score's bucket (groups above its group plus
+// buckets above it in the group: under a hundred index rows), one range
+// count over the rank index covers the part of score's own bucket that is
+// ahead (or, when score sits in the bucket's lower half, the part that is
+// not, subtracted from the bucket's count: the shorter side), and the few
+// deleted members ahead are subtracted.
+func (sc *scope) aheadSQL(score int64, tie *row) (string, []any) {
 	if sc.positive && score < 0 {
 		score = 0
 	}
+	const count = "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ?"
+	var earlier, notEarlier string
+	var tieArgs []any
+	if tie != nil {
+		earlier = " AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))"
+		notEarlier = " AND s.score = ? AND (s.reached_at > ? OR (s.reached_at = ? AND s.user_id >= ?))"
+		tieArgs = []any{score, tie.reached, tie.reached, tie.user}
+	}
 	if sc.restricted {
 		w, args := sc.where()
-		return "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ? AND s.score > ?" + w + ")",
-			append([]any{sc.b.ID, sc.period, score}, args...)
+		q := count + " AND s.score > ?" + w + ")"
+		out := append([]any{sc.b.ID, sc.period, score}, args...)
+		if tie != nil {
+			q += " + " + count + earlier + w + ")"
+			out = append(append(append(out, sc.b.ID, sc.period), tieArgs...), args...)
+		}
+		return "(" + q + ")", out
 	}
 	b := bucket(score)
-	return `((SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ?)
-		+ (SELECT COUNT(*) FROM leaderboard_scores WHERE leaderboard_id = ? AND period = ? AND score > ? AND score <= ?)
-		- ` + deletedSQL + " AND s.score > ?))", []any{sc.b.ID, sc.period, b, sc.b.ID, sc.period, score, bucketTop(b),
-			sc.b.CommunityID, sc.b.ID, sc.period, score}
+	q := `((SELECT COALESCE(SUM(n), 0) FROM leaderboard_bucket_groups WHERE leaderboard_id = ? AND period = ? AND grp > ?)
+		+ (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ? AND bucket <= ?)`
+	args := []any{sc.b.ID, sc.period, group(b), sc.b.ID, sc.period, b, groupTop(group(b))}
+	top, bottom := bucketTop(b), bucketBottom(b)
+	switch {
+	case top-score <= score-bottom && tie == nil:
+		q += " + " + count + " AND s.score > ? AND s.score <= ?)"
+		args = append(args, sc.b.ID, sc.period, score, top)
+	case top-score <= score-bottom:
+		q += " + " + count + " AND s.score > ? AND s.score <= ?) + " + count + earlier + ")"
+		args = append(append(args, sc.b.ID, sc.period, score, top, sc.b.ID, sc.period), tieArgs...)
+	case tie == nil:
+		q += " + (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket = ?) - " +
+			count + " AND s.score >= ? AND s.score <= ?)"
+		args = append(args, sc.b.ID, sc.period, b, sc.b.ID, sc.period, bottom, score)
+	default:
+		q += " + (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket = ?) - " +
+			count + " AND s.score >= ? AND s.score < ?) - " + count + notEarlier + ")"
+		args = append(append(args, sc.b.ID, sc.period, b, sc.b.ID, sc.period, bottom, score, sc.b.ID, sc.period), tieArgs...)
+	}
+	q += " - " + deletedSQL + " AND (s.score > ?"
+	args = append(args, sc.b.CommunityID, sc.b.ID, sc.period, score)
+	if tie != nil {
+		q += " OR (s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?)))"
+		args = append(args, tieArgs...)
+	}
+	return q + ")))", args
 }
 
 // above counts ranked members with a score strictly above score.
 func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
-	q, args := sc.aboveSQL(score)
+	q, args := sc.aheadSQL(score, nil)
 	var n int64
 	if err := sc.s.d.DB.QueryRow(ctx, "SELECT "+q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count standings: %w", err)
@@ -290,17 +334,12 @@ func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
 const deletedSQL = `(SELECT COUNT(*) FROM members m CROSS JOIN leaderboard_scores s
 		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id`
 
-// realRank is the rank of r among members: one plus those with a higher
-// score, or the same score reached earlier (then the lower _id), in one
-// query.
+// realRank is the rank of r among members: one plus those ahead of it, in
+// one query.
 func (sc *scope) realRank(ctx context.Context, r row) (int64, error) {
-	above, args := sc.aboveSQL(r.score)
-	w, wargs := sc.where()
+	ahead, args := sc.aheadSQL(r.score, &r)
 	var n int64
-	err := sc.s.d.DB.QueryRow(ctx, "SELECT 1 + "+above+` + (SELECT COUNT(*) FROM leaderboard_scores s
-		WHERE s.leaderboard_id = ? AND s.period = ? AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))`+w+")",
-		append(append(args, sc.b.ID, sc.period, r.score, r.reached, r.reached, r.user), wargs...)...).Scan(&n)
-	if err != nil {
+	if err := sc.s.d.DB.QueryRow(ctx, "SELECT 1 + "+ahead, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("rank member: %w", err)
 	}
 	return n, nil
@@ -317,14 +356,19 @@ func (sc *scope) dummiesAbove(score int64) int64 {
 	return n
 }
 
-// total counts the ranked entries, dummy users included.
+// total counts the ranked entries, dummy users included. Without a rank
+// audience it reads the histogram's groups (positive scores only: the
+// members above 0).
 func (sc *scope) total(ctx context.Context) (int64, error) {
 	var n int64
 	var err error
-	if sc.restricted || sc.positive {
+	switch {
+	case sc.restricted:
 		n, err = sc.count(ctx, "")
-	} else {
-		err = sc.s.d.DB.QueryRow(ctx, "SELECT (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ?) - "+
+	case sc.positive:
+		n, err = sc.above(ctx, 0)
+	default:
+		err = sc.s.d.DB.QueryRow(ctx, "SELECT (SELECT COALESCE(SUM(n), 0) FROM leaderboard_bucket_groups WHERE leaderboard_id = ? AND period = ?) - "+
 			deletedSQL+")", sc.b.ID, sc.period, sc.b.CommunityID, sc.b.ID, sc.period).Scan(&n)
 	}
 	if err != nil {
