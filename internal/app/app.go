@@ -219,7 +219,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Fields: userFields{a.UserFields}, Roles: a.Roles,
 		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
-	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
+	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP, Files: a.Files})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{

@@ -107,8 +107,9 @@ type Server struct {
 	mux       *http.ServeMux // normalised paths
 	accessLog bool
 	handler   http.Handler
-	// bodyLimits raise the body limit of the routes (normalised paths) that
-	// take uploads.
+	// bodyLimits raise the body limit of the routes that take uploads,
+	// keyed by normalised path or by a path.Match pattern of one ("*" stands
+	// for one path segment).
 	bodyLimits map[string]int64
 }
 
