@@ -159,13 +159,14 @@ func decodeCursor(s string) (int64, string, bool) {
 }
 
 // MemberByField returns the live member of the community whose value of
-// the custom field fieldName is value: Invalid naming fieldName for an
-// unknown field, NotFound when nobody has it, Conflict when several do.
-func (s *Service) MemberByField(ctx context.Context, communityID, fieldName, value string) (string, error) {
+// the custom field fieldName is value: Invalid naming the request field
+// nameField for an unknown field, NotFound when nobody has it, Conflict
+// when several do.
+func (s *Service) MemberByField(ctx context.Context, communityID, fieldName, value, nameField string) (string, error) {
 	ids, err := s.MembersByField(ctx, s.d.DB, communityID, fieldName, value)
 	if errs.KindOf(err) == errs.Invalid {
 		var v errs.Validator
-		v.Add("identifier.fieldName", "names no custom user field of this community")
+		v.Add(nameField, "names no custom user field of this community")
 		return "", v.Err()
 	}
 	if err != nil {
