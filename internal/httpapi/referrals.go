@@ -205,7 +205,7 @@ func (s *Server) referralSummary(c *call) error {
 		}
 		if in.Pagination.Cursor != nil {
 			q.Cursor = *in.Pagination.Cursor
-			v.Check(q.Cursor != "", "pagination.cursor", "invalid cursor")
+			v.Check(referral.ValidCursor(q.Cursor), "pagination.cursor", "invalid cursor")
 		}
 	}
 	if err := v.Err(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/jsonx"
+	"github.com/rallyhq/rally/internal/userfield"
 )
 
 // Referral mappings: what a new user's `referral` value is matched against.
@@ -142,12 +143,16 @@ func (s *Service) UpdateSettings(ctx context.Context, communityID string, in Set
 	return st, nil
 }
 
+// fieldKey is the stored key of a custom user field named by its key in
+// any case.
+func fieldKey(name string) string { return strings.ToLower(userfield.NormaliseKey(name)) }
+
 // fieldID returns the id of the community's live custom user field whose
 // key (any case) is name; Invalid when there is none.
 func (s *Service) fieldID(ctx context.Context, q querier, communityID, name string) (string, error) {
 	var fieldID string
 	err := q.QueryRow(ctx, "SELECT id FROM user_fields WHERE community_id = ? AND field_key = ? AND deleted_at IS NULL",
-		communityID, strings.ToLower(strings.TrimSpace(name))).Scan(&fieldID)
+		communityID, fieldKey(name)).Scan(&fieldID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", errs.New(errs.Invalid, "Unknown custom field.")
 	}
@@ -254,7 +259,7 @@ func (s *Service) inviteTx(ctx context.Context, tx *db.Tx, st Settings, communit
 		var v string
 		err := tx.QueryRow(ctx, `SELECT COALESCE(v.text_value, v.value) FROM user_field_values v JOIN user_fields f ON f.id = v.field_id
 			WHERE f.community_id = ? AND f.field_key = ? AND f.deleted_at IS NULL AND v.user_id = ?`,
-			communityID, strings.ToLower(st.FieldName), userID).Scan(&v)
+			communityID, fieldKey(st.FieldName), userID).Scan(&v)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return Invite{}, fmt.Errorf("read referral field: %w", err)
 		}

@@ -158,6 +158,12 @@ func decodeCursor(s string) (int64, string, bool) {
 	return n, userID, true
 }
 
+// ValidCursor reports whether s is a cursor Summarize handed out.
+func ValidCursor(s string) bool {
+	_, _, ok := decodeCursor(s)
+	return ok
+}
+
 // MemberByField returns the live member of the community whose value of
 // the custom field fieldName is value: Invalid naming the request field
 // nameField for an unknown field, NotFound when nobody has it, Conflict
