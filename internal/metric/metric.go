@@ -53,9 +53,13 @@ type Querier interface {
 	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-// Levels places a lifetime XP total in the community's tiers.
+// Levels places a lifetime XP total in the community's tiers, reading
+// through the caller's querier (never a second connection: a caller inside
+// a transaction must not wait for another one from a small pool).
 type Levels interface {
-	LevelOf(ctx context.Context, communityID string, total int64) (gamification.Level, error)
+	LevelOfTx(ctx context.Context, q interface {
+		QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+	}, communityID string, total int64) (gamification.Level, error)
 }
 
 // Reader reads measures.
@@ -112,7 +116,7 @@ func (r *Reader) value(ctx context.Context, q Querier, communityID, userID strin
 				return 0, err
 			}
 		}
-		lv, err := r.levels.LevelOf(ctx, communityID, total)
+		lv, err := r.levels.LevelOfTx(ctx, q, communityID, total)
 		return int64(lv.Index), err
 	case Purchases:
 		return one("SELECT COUNT(*) FROM redemption_orders WHERE community_id = ? AND user_id = ? AND refunded = ?", communityID, userID, false)
