@@ -162,6 +162,15 @@ func TestUserMilestones(t *testing.T) {
 		}
 	}
 	e.Drain(a, streak.SubscriberName)
+	// A purchase reaches the purchase milestone through its event.
+	prod := e.Do(apitest.Request{Method: "POST", Path: "/v1/products", Key: keyA, Body: map[string]any{"name": "Mug", "price": 10, "stocks": 5}}).
+		Expect(t, 201).String("data._id")
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/products/" + prod + "/purchase", Key: keyA,
+		Body: map[string]any{"user": "ann@example.com", "identifier_type": "email"}}).Expect(t, 201)
+	e.Drain(a, milestone.SubscriberName)
+	if n := countRows(t, e, "SELECT COUNT(*) FROM milestone_achievements WHERE community_id = ? AND user_id = ?", a, ann.ID); n != 4 {
+		t.Fatalf("%d achievements after the purchase, want 4 (its event re-evaluates every milestone)", n)
+	}
 	res = e.Do(apitest.Request{Method: "POST", Path: "/apis/v1/users/milestones", Key: keyA, Body: map[string]any{"email": "ann@example.com"}}).Expect(t, 200)
 	ms := res.Get("data.milestones").([]any)
 	want := []struct {
@@ -169,7 +178,7 @@ func TestUserMilestones(t *testing.T) {
 		current  float64
 		achieved bool
 		pct      float64
-	}{{xpID, 300, true, 100}, {levelID, 4, true, 100}, {"", 2, true, 100}, {"", 0, false, 0}}
+	}{{xpID, 300, true, 100}, {levelID, 4, true, 100}, {"", 2, true, 100}, {"", 1, true, 100}}
 	for i, w := range want {
 		m := ms[i].(map[string]any)
 		if (w.id != "" && m["_id"] != w.id) || m["current"] != w.current || m["achieved"] != w.achieved || m["percentage"] != w.pct ||

@@ -354,8 +354,12 @@ func achievements(ctx context.Context, q querier, communityID, userID string) (m
 // reached and pays its rewards once; it returns the member's progress in
 // every milestone of the community. Non-members get no progress.
 func (s *Service) RefreshTx(ctx context.Context, tx *db.Tx, communityID, userID string) ([]Progress, error) {
+	ms, err := s.all(ctx, tx, "WHERE community_id = ? ORDER BY sort_order, created_at, id", communityID)
+	if err != nil || len(ms) == 0 {
+		return []Progress{}, err
+	}
 	var deleted sql.NullInt64
-	err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", communityID, userID).Scan(&deleted)
+	err = tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", communityID, userID).Scan(&deleted)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
 		return nil, nil
 	}
@@ -364,10 +368,6 @@ func (s *Service) RefreshTx(ctx context.Context, tx *db.Tx, communityID, userID 
 	}
 	if err := tx.Lock(ctx, "milestone:"+communityID+":"+userID); err != nil {
 		return nil, err
-	}
-	ms, err := s.all(ctx, tx, "WHERE community_id = ? ORDER BY sort_order, created_at, id", communityID)
-	if err != nil || len(ms) == 0 {
-		return []Progress{}, err
 	}
 	done, err := achievements(ctx, tx, communityID, userID)
 	if err != nil {
