@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/rallyhq/rally/internal/apitest"
+	"github.com/rallyhq/rally/internal/community"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/event"
 	"github.com/rallyhq/rally/internal/gamification"
+	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/wallet"
 	"github.com/rallyhq/rally/internal/xp"
@@ -212,6 +214,18 @@ func TestReferralSettingsAndMapping(t *testing.T) {
 	if f := res.ErrorFields(); !slices.Equal(f, []string{"referral"}) {
 		t.Fatalf("fields %v", f)
 	}
+	// Without a platformUrl, the community's domain is the platform link's base.
+	g, _, keyG, err := e.App.Communities.Create(context.Background(), community.Input{Name: jsonx.Some("Gamma"), URI: jsonx.Some("gamma"),
+		Domain: jsonx.Some("gamma.example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createUser(t, e, keyG, "gil")
+	res = summary(t, e, keyG, byEmail("gil@example.com")).Expect(t, 200)
+	if c := res.String("data.invite.code"); res.String("data.invite.platformUrl") != "https://gamma.example.com?referral="+c ||
+		res.String("data.invite.url") != "" || res.String("data.invite.origin") != "" || g.ID == "" {
+		t.Fatalf("gamma invite: %s", res.Body)
+	}
 	if n := len(e.EventTypes(a, referral.EventRecorded)); n != 2 {
 		t.Fatalf("%d referral.recorded events, want 2", n)
 	}
@@ -355,6 +369,13 @@ func TestReferralStagesFromEvents(t *testing.T) {
 	drainReferrals(e, a)
 	if x, c := checkLedger(t, e, a, ada); x != 1060+100 || c != 16 {
 		t.Fatalf("ada after stage 3: %d xp %d coins", x, c)
+	}
+	// bob completed every stage: the summary counts him as completed.
+	res := summary(t, e, keyA, byEmail("ada@example.com")).Expect(t, 200)
+	if res.Get("data.activity.completed") != float64(1) || res.Get("data.activity.inProgress") != float64(0) ||
+		res.Get("data.activity.xpEarned") != float64(20+10+30+100) || res.Get("data.activity.coinsEarned") != float64(16) ||
+		res.Get("data.referees.0.progressByProgram.0.percentage") != float64(100) {
+		t.Fatalf("summary after every stage: %s", res.Body)
 	}
 }
 
