@@ -24,9 +24,12 @@ import (
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/event"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/id"
 	"github.com/rallyhq/rally/internal/jsonx"
 	"github.com/rallyhq/rally/internal/metric"
+	"github.com/rallyhq/rally/internal/redeem"
+	"github.com/rallyhq/rally/internal/streak"
 	"github.com/rallyhq/rally/internal/wallet"
 	"github.com/rallyhq/rally/internal/xp"
 )
@@ -304,9 +307,10 @@ type Progress struct {
 // progressEvents are the events that can move a measure; each names the
 // member in userId (or userID, user._id).
 var progressEvents = map[string]bool{
-	"user.created": true, "user.verified": true, "user.visited": true, "message.posted": true, "message.reacted": true,
-	"xp.awarded": true, "member.level.changed": true, "store.item.purchased": true,
-	"streak.started": true, "streak.extended": true,
+	gamification.EventUserCreated: true, "user.verified": true, gamification.EventUserVisited: true,
+	gamification.EventMessagePosted: true, gamification.EventMessageReacted: true, "xp.awarded": true,
+	gamification.EventLevelChanged: true, redeem.EventPurchased: true,
+	"streak." + streak.LogStarted: true, "streak." + streak.LogExtended: true,
 }
 
 // Subscriber returns the outbox subscriber that records achievements.

@@ -10,7 +10,9 @@ import (
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/event"
+	"github.com/rallyhq/rally/internal/gamification"
 	"github.com/rallyhq/rally/internal/metric"
+	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/wallet"
 	"github.com/rallyhq/rally/internal/xp"
 )
@@ -21,9 +23,9 @@ const SubscriberName = "referral.progress"
 // progressEvents are the outbox events that can move a referred member's
 // progress (each names the member in userId, userID or user._id).
 var progressEvents = map[string]bool{
-	"user.created": true, EventRecorded: true, "user.verified": true, "user.visited": true,
-	"message.posted": true, "message.reacted": true, "xp.awarded": true, "member.level.changed": true,
-	"store.item.purchased": true,
+	gamification.EventUserCreated: true, EventRecorded: true, "user.verified": true, gamification.EventUserVisited: true,
+	gamification.EventMessagePosted: true, gamification.EventMessageReacted: true, "xp.awarded": true,
+	gamification.EventLevelChanged: true, redeem.EventPurchased: true,
 }
 
 // Subscriber returns the outbox subscriber that completes referral stages
