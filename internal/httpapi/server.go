@@ -20,8 +20,10 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/message"
+	"github.com/rallyhq/rally/internal/milestone"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/redeem"
+	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/streak"
@@ -83,6 +85,10 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Leaderboards serves leaderboards and their standings.
 	Leaderboards *leaderboard.Service
+	// Referrals serves referral settings, programs and summaries.
+	Referrals *referral.Service
+	// Milestones serves milestones and members' progress toward them.
+	Milestones *milestone.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
 }
@@ -154,4 +160,6 @@ func (s *Server) routes() {
 	s.redeemRoutes()
 	s.messagingRoutes()
 	s.leaderboardRoutes()
+	s.referralRoutes()
+	s.milestoneRoutes()
 }
