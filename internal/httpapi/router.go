@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -30,32 +31,64 @@ func normalisePath(p string) string {
 // Secure Auth), then the normalised path. Unmatched paths get the error
 // envelope: 404, or 405 with Allow when only the method is wrong.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	limit := s.MaxBodyBytes
-	if n, ok := s.bodyLimits[normalisePath(r.URL.Path)]; ok {
-		limit = n
+	p := normalisePath(r.URL.Path)
+	// A request without a body (every GET) has nothing to bound.
+	if r.Body != nil && r.Body != http.NoBody {
+		limit := s.MaxBodyBytes
+		if n, ok := s.bodyLimits[p]; ok {
+			limit = n
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if _, pattern := s.raw.Handler(r); pattern != "" {
-		s.raw.ServeHTTP(w, r)
-		return
+	if s.mayBeRaw(r.URL.Path) {
+		if _, pattern := s.raw.Handler(r); pattern != "" {
+			s.raw.ServeHTTP(w, r)
+			return
+		}
 	}
-	if p := normalisePath(r.URL.Path); p != r.URL.Path {
-		r2 := new(http.Request)
-		*r2 = *r
-		u := *r.URL
+	ex := exchangeOf(r.Context())
+	if p != r.URL.Path {
+		var u *url.URL
+		if ex != nil {
+			// r is observe's own copy of the request, so its URL may be
+			// replaced in place.
+			u = &ex.url
+		} else {
+			r2 := new(http.Request)
+			*r2 = *r
+			r, u = r2, new(url.URL)
+		}
+		*u = *r.URL
 		u.Path, u.RawPath = p, ""
-		r2.URL = &u
-		r = r2
+		r.URL = u
 	}
-	info, _ := r.Context().Value(keyRoute).(*routeInfo)
-	s.mux.ServeHTTP(&unmatchedWriter{ResponseWriter: w, info: info}, r)
+	if ex == nil {
+		ex = &exchange{}
+	}
+	ex.uw = unmatchedWriter{ResponseWriter: w, ex: ex}
+	s.mux.ServeHTTP(&ex.uw, r)
+}
+
+// mayBeRaw reports whether path can match a pattern of the raw mux: it
+// starts with one of their literal prefixes, or it is not clean (the mux
+// answers those with a redirect).
+func (s *Server) mayBeRaw(path string) bool {
+	if strings.Contains(path, "//") || strings.Contains(path, "/.") {
+		return true
+	}
+	for _, pre := range s.rawPrefixes {
+		if strings.HasPrefix(path, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // unmatchedWriter replaces the mux's plain-text 404 and 405 answers (written
 // before any route claimed the request) with the error envelope.
 type unmatchedWriter struct {
 	http.ResponseWriter
-	info     *routeInfo
+	ex       *exchange
 	swallow  bool
 	answered bool
 }
@@ -65,7 +98,7 @@ func (w *unmatchedWriter) WriteHeader(code int) {
 		return
 	}
 	w.answered = true
-	if w.info != nil && w.info.pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+	if w.ex.route == nil && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
 		w.swallow = true
 		w.Header().Del("X-Content-Type-Options")
 		if code == http.StatusNotFound {
@@ -164,12 +197,18 @@ func (s *Server) handle(pattern string, f family, a access, h func(*call) error)
 // handleRaw registers a pattern matched before prefixes are stripped.
 func (s *Server) handleRaw(pattern string, f family, a access, h func(*call) error) {
 	s.raw.HandleFunc(pattern, s.wrap(pattern, f, a, h))
+	path := pattern[strings.IndexByte(pattern, ' ')+1:]
+	if i := strings.IndexByte(path, '{'); i >= 0 {
+		path = path[:i]
+	}
+	s.rawPrefixes = append(s.rawPrefixes, path)
 }
 
 func (s *Server) wrap(pattern string, f family, a access, h func(*call) error) http.HandlerFunc {
+	rt := &route{pattern: pattern}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(keyRoute).(*routeInfo); ok {
-			info.pattern = pattern
+		if ex := exchangeOf(r.Context()); ex != nil {
+			ex.route = rt
 		}
 		c := &call{s: s, w: w, r: r, fam: f}
 		err := s.authorise(c, a)

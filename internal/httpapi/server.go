@@ -110,6 +110,8 @@ type Server struct {
 	// bodyLimits raise the body limit of the routes (normalised paths) that
 	// take uploads.
 	bodyLimits map[string]int64
+	// rawPrefixes are the literal starts of the raw mux's patterns.
+	rawPrefixes []string
 }
 
 // New builds the API handler.
