@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/rallyhq/rally/internal/errs"
 )
@@ -102,7 +103,13 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 // family's documented body has no data.
 func success(w http.ResponseWriter, f family, status int, message string, data any, page *Page) {
 	if raw, ok := data.(json.RawMessage); ok && f == famM && page == nil && len(raw) > 0 {
-		writeBody(w, status, appendSuccessM(nil, status, message, raw))
+		bp := bodyBuffers.Get().(*[]byte)
+		b := appendSuccessM((*bp)[:0], status, message, raw)
+		writeBody(w, status, b)
+		if cap(b) <= maxPooledBody {
+			*bp = b
+			bodyBuffers.Put(bp)
+		}
 		return
 	}
 	switch f {
@@ -116,6 +123,13 @@ func success(w http.ResponseWriter, f family, status int, message string, data a
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
 	}
 }
+
+// bodyBuffers recycle the buffers pre-encoded answers are assembled in
+// (a ResponseWriter does not keep the bytes after Write returns).
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody bounds the buffers kept in bodyBuffers.
+const maxPooledBody = 64 << 10
 
 // appendSuccessM appends the modern success envelope around data, already
 // encoded (compact, as encoding/json writes it), to b: the same bytes
