@@ -35,6 +35,8 @@ type exchange struct {
 	url url.URL
 	// ridHeader backs the X-Request-Id header value.
 	ridHeader [1]string
+	// call is the matched route's call.
+	call call
 }
 
 // exchangeOf returns the request's exchange (nil outside observe).

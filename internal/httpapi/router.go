@@ -207,10 +207,17 @@ func (s *Server) handleRaw(pattern string, f family, a access, h func(*call) err
 func (s *Server) wrap(pattern string, f family, a access, h func(*call) error) http.HandlerFunc {
 	rt := &route{pattern: pattern}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if ex := exchangeOf(r.Context()); ex != nil {
+		var c *call
+		ex := exchangeOf(r.Context())
+		if ex != nil && ex.route == nil {
+			ex.call = call{s: s, w: w, r: r, fam: f}
+			c = &ex.call
+		} else {
+			c = &call{s: s, w: w, r: r, fam: f}
+		}
+		if ex != nil {
 			ex.route = rt
 		}
-		c := &call{s: s, w: w, r: r, fam: f}
 		err := s.authorise(c, a)
 		if err == nil {
 			err = h(c)
