@@ -17,10 +17,13 @@ var prefixes = []string{"/api/v1/apis/v1", "/apis/v1", "/api/v1", "/v1", "/apis"
 // normalisePath strips one documented prefix from p.
 func normalisePath(p string) string {
 	for _, pre := range prefixes {
-		if p == pre {
+		if !strings.HasPrefix(p, pre) {
+			continue
+		}
+		if len(p) == len(pre) {
 			return "/"
 		}
-		if strings.HasPrefix(p, pre+"/") {
+		if p[len(pre)] == '/' {
 			return p[len(pre):]
 		}
 	}
