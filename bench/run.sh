@@ -65,6 +65,7 @@ api_key=$(printf '%s' "$created" | tr -d '\n' | sed -n 's/.*"apiKey": *"\([^"]*\
 "$tmp/rally" serve --addr "127.0.0.1:$rally_port" --data "$data" \
   --admin-key-file "$data/admin.key" --access-log=false >"$tmp/rally.log" 2>&1 &
 pids+=($!)
+rally_pid=$!
 wait_up "http://127.0.0.1:$rally_port/healthz" "rally"
 
 read_url=http://127.0.0.1:$rally_port/v1/management/communities/$community
@@ -73,18 +74,23 @@ read_size=$(curl -sf -H "Authorization: Bearer $api_key" "$read_url" | wc -c | t
 
 "$tmp/baseline" -addr "127.0.0.1:$base_port" -size "$read_size" >"$tmp/baseline.log" 2>&1 &
 pids+=($!)
+base_pid=$!
 wait_up "http://127.0.0.1:$base_port/" "baseline"
 base_size=$(curl -sf "http://127.0.0.1:$base_port/" | wc -c | tr -d ' ')
 [ "$base_size" -eq "$read_size" ] || die "baseline body is $base_size bytes, Rally's $read_size"
 log "read body: $read_size bytes; $conns connections, $threads threads, $duration per scenario (after $warmup warm-up)"
 
 # --- scenarios ---------------------------------------------------------------------------------
-declare -A rps p50 p99 reqs errs
-run_wrk() { # name url [env...]: warm up, measure, keep the BENCH line
-  local name=$1 url=$2; shift 2
+declare -A rps p50 p99 reqs errs cpu
+# cpu_ticks pid: the process's user+system CPU time in clock ticks ("" without /proc).
+cpu_ticks() { [ -r "/proc/$1/stat" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" || true; }
+run_wrk() { # name pid url [env...]: warm up, measure, keep the BENCH line and the server's CPU time
+  local name=$1 pid=$2 url=$3; shift 3
   env "$@" wrk -t"$threads" -c"$conns" -d"$warmup" -s "$lua" "$url" >/dev/null
-  local out line
+  local out line t0 t1
+  t0=$(cpu_ticks "$pid")
   out=$(env "$@" wrk -t"$threads" -c"$conns" -d"$duration" --timeout 5s -s "$lua" "$url")
+  t1=$(cpu_ticks "$pid")
   line=$(printf '%s\n' "$out" | grep '^BENCH ') || die "no BENCH line from wrk for $name: $out"
   for kv in ${line#BENCH }; do
     case $kv in
@@ -96,25 +102,30 @@ run_wrk() { # name url [env...]: warm up, measure, keep the BENCH line
       non2xx=*) errs[$name]=$(( ${errs[$name]} + ${kv#*=} )) ;;
     esac
   done
-  log "$name: $line"
+  cpu[$name]=-
+  if [ -n "$t0" ] && [ -n "$t1" ] && [ "${reqs[$name]:-0}" -gt 0 ]; then
+    cpu[$name]=$(awk -v a="$t0" -v b="$t1" -v n="${reqs[$name]}" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / n }')
+  fi
+  log "$name: $line server_cpu_us_per_req=${cpu[$name]}"
 }
 
-run_wrk baseline "http://127.0.0.1:$base_port/"
-run_wrk rally-read "$read_url" BENCH_AUTH="$api_key"
+run_wrk baseline "$base_pid" "http://127.0.0.1:$base_port/"
+run_wrk rally-read "$rally_pid" "$read_url" BENCH_AUTH="$api_key"
 # Name & Uri update; every request sets a new name and uri ("Bench Club <thread>-<n>").
-run_wrk rally-write "$read_url" BENCH_METHOD=PUT BENCH_AUTH="$api_key" \
+run_wrk rally-write "$rally_pid" "$read_url" BENCH_METHOD=PUT BENCH_AUTH="$api_key" \
   BENCH_BODY='{"name":"Bench Club %d-%d","uri":"bench-club-%d-%d"}'
 
 # --- report ------------------------------------------------------------------------------------
-printf '\n%-12s %10s %9s %9s %10s %8s %14s\n' scenario 'req/s' 'p50 ms' 'p99 ms' requests errors 'Rally/baseline'
+printf '\n%-12s %10s %9s %9s %10s %8s %14s %12s\n' scenario 'req/s' 'p50 ms' 'p99 ms' requests errors 'Rally/baseline' 'CPU us/req'
 for name in baseline rally-read rally-write; do
   ratio=$(awk -v a="${rps[$name]}" -v b="${rps[baseline]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')
   [ "$name" = baseline ] && ratio=-
-  printf '%-12s %10s %9s %9s %10s %8s %14s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" \
-    "${reqs[$name]}" "${errs[$name]}" "$ratio"
+  printf '%-12s %10s %9s %9s %10s %8s %14s %12s\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" \
+    "${reqs[$name]}" "${errs[$name]}" "$ratio" "${cpu[$name]}"
 done
-printf '\nmachine: %s cores, %s; %s connections, %s threads, %s per scenario; read body %s bytes\n' \
-  "$(nproc)" "$(uname -sr)" "$conns" "$threads" "$duration" "$read_size"
+printf '\nmachine: %s cores, %s, load average %s; %s connections, %s threads, %s per scenario; read body %s bytes\n' \
+  "$(nproc)" "$(uname -sr)" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" "$conns" "$threads" "$duration" "$read_size"
 
 verdict=$(awk -v r="${rps[rally-read]}" -v b="${rps[baseline]}" -v p="${p99[rally-read]}" 'BEGIN {
   ok = (r >= 0.5 * b) && (p < 10)

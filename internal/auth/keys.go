@@ -71,7 +71,9 @@ type Keys struct {
 	// cache holds recently authenticated keys by secret hash, so the hot
 	// path does not read the database on every request. Any change to a key
 	// on this node clears it; other nodes see a change within cacheTTL.
-	cache sync.Map // hash -> cachedKey
+	// Only keys found in the database are kept.
+	mu    sync.RWMutex
+	cache map[[sha256.Size]byte]cachedKey
 }
 
 type cachedKey struct {
@@ -85,10 +87,29 @@ type cachedKey struct {
 const cacheTTL = time.Second
 
 // NewKeys returns the key service.
-func NewKeys(d Deps) *Keys { return &Keys{d: d} }
+func NewKeys(d Deps) *Keys { return &Keys{d: d, cache: map[[sha256.Size]byte]cachedKey{}} }
 
 // forget drops every cached key; called after any key changes.
-func (s *Keys) forget() { s.cache.Clear() }
+func (s *Keys) forget() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+}
+
+// cached returns the key cached under sum, if any.
+func (s *Keys) cached(sum [sha256.Size]byte) (cachedKey, bool) {
+	s.mu.RLock()
+	v, ok := s.cache[sum]
+	s.mu.RUnlock()
+	return v, ok
+}
+
+// remember caches k under sum.
+func (s *Keys) remember(sum [sha256.Size]byte, k Key, loadedAt time.Time) {
+	s.mu.Lock()
+	s.cache[sum] = cachedKey{key: k, loadedAt: loadedAt}
+	s.mu.Unlock()
+}
 
 // NewKey describes a key to create.
 type NewKey struct {
@@ -287,12 +308,13 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 	if !LooksLikeKey(secret) {
 		return Key{}, errs.Unauthenticatedf("Invalid API key.")
 	}
-	h := hashSecret(secret)
+	sum := sumSecret(secret)
 	now := s.d.Clock.Now()
 	var k Key
-	if v, ok := s.cache.Load(h); ok && now.Sub(v.(cachedKey).loadedAt) < cacheTTL && now.Sub(v.(cachedKey).loadedAt) >= 0 {
-		k = v.(cachedKey).key
+	if v, ok := s.cached(sum); ok && now.Sub(v.loadedAt) < cacheTTL && now.Sub(v.loadedAt) >= 0 {
+		k = v.key
 	} else {
+		h := hex.EncodeToString(sum[:])
 		var stored string
 		row := s.d.DB.QueryRow(ctx, "SELECT key_hash, "+keyColumns+" FROM api_keys WHERE key_hash = ?", h)
 		var err error
@@ -306,7 +328,7 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 		if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) != 1 {
 			return Key{}, errs.Unauthenticatedf("Invalid API key.")
 		}
-		s.cache.Store(h, cachedKey{key: k, loadedAt: now})
+		s.remember(sum, k, now)
 	}
 	if !k.IsActive {
 		return Key{}, errs.Unauthenticatedf("API key is inactive.")
@@ -319,7 +341,7 @@ func (s *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 			return Key{}, fmt.Errorf("record key use: %w", err)
 		}
 		k.LastUsedAt = &now
-		s.cache.Store(h, cachedKey{key: k, loadedAt: now})
+		s.remember(sum, k, now)
 	}
 	return k, nil
 }
@@ -329,8 +351,12 @@ func LooksLikeKey(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
-	_, err := hex.DecodeString(s)
-	return err == nil
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 const keyColumns = "id, community_id, kind, name, key_prefix, permissions, expire_period, expire_at, is_active, created_at, updated_at, last_used_at, user_id, channel_ids"
@@ -400,8 +426,13 @@ func newSecret() (string, error) {
 // hashSecret is SHA-256: a key has 256 bits of entropy, so a slow password
 // hash would add cost without adding safety.
 func hashSecret(secret string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(secret)))
+	sum := sumSecret(secret)
 	return hex.EncodeToString(sum[:])
+}
+
+// sumSecret is hashSecret before hex encoding.
+func sumSecret(secret string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(strings.ToLower(secret)))
 }
 
 // keyEvent is the payload of key events: never the secret or its hash.

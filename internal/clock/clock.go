@@ -54,5 +54,24 @@ const Layout = "2006-01-02T15:04:05.000Z07:00"
 
 // Format renders t the way every API timestamp is written (Layout, in UTC).
 func Format(t time.Time) string {
-	return t.UTC().Format(Layout)
+	var b [24]byte
+	return string(AppendFormat(b[:0], t))
+}
+
+// AppendFormat appends t as Format writes it. Years 0 to 9999 are written
+// digit by digit, without interpreting Layout; others go through
+// time.Time.AppendFormat.
+func AppendFormat(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, Layout)
+	}
+	hour, min, sec := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+min/10), byte('0'+min%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, 'Z')
 }

@@ -6,6 +6,7 @@ package community
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/rallyhq/rally/internal/event"
@@ -47,11 +48,14 @@ type Service struct {
 	// cache holds communities read recently, by id: every partner request
 	// reads its community, and communities change rarely. A change on this
 	// node replaces the entry at once; other nodes see it within cacheTTL.
-	cache sync.Map // id -> cachedCommunity
+	cache sync.Map // id -> *cachedCommunity
 }
 
 type cachedCommunity struct {
-	c        Community
+	c Community
+	// json is c encoded as the API shows it, made once per entry so the
+	// read path writes bytes instead of encoding the record per request.
+	json     json.RawMessage
 	loadedAt time.Time
 }
 
@@ -199,18 +203,38 @@ func scanCommunity(r interface{ Scan(...any) error }) (Community, error) {
 
 // Get returns one community.
 func (s *Service) Get(ctx context.Context, communityID string) (Community, error) {
+	e, err := s.cached(ctx, communityID)
+	return e.c, err
+}
+
+// GetJSON returns one community encoded as JSON, exactly as encoding/json
+// encodes Get's answer. The bytes are shared between callers and must not
+// be modified.
+func (s *Service) GetJSON(ctx context.Context, communityID string) (json.RawMessage, error) {
+	e, err := s.cached(ctx, communityID)
+	return e.json, err
+}
+
+// cached returns the community's cache entry, reading and encoding the
+// community when the entry is missing or older than cacheTTL.
+func (s *Service) cached(ctx context.Context, communityID string) (cachedCommunity, error) {
 	now := s.d.Clock.Now()
 	if v, ok := s.cache.Load(communityID); ok {
-		if age := now.Sub(v.(cachedCommunity).loadedAt); age >= 0 && age < cacheTTL {
-			return v.(cachedCommunity).c, nil
+		if age := now.Sub(v.(*cachedCommunity).loadedAt); age >= 0 && age < cacheTTL {
+			return *v.(*cachedCommunity), nil
 		}
 	}
 	c, err := scanCommunity(s.d.DB.QueryRow(ctx, "SELECT "+communityColumns+" FROM communities WHERE id = ?", communityID))
 	if err != nil {
-		return Community{}, err
+		return cachedCommunity{}, err
 	}
-	s.cache.Store(communityID, cachedCommunity{c: c, loadedAt: now})
-	return c, nil
+	b, err := json.Marshal(c)
+	if err != nil {
+		return cachedCommunity{}, fmt.Errorf("encode community: %w", err)
+	}
+	e := &cachedCommunity{c: c, json: b, loadedAt: now}
+	s.cache.Store(communityID, e)
+	return *e, nil
 }
 
 // List returns communities oldest first, skipping skip and at most limit,

@@ -83,7 +83,7 @@ func (s *Server) communityRoutes() {
 		return c.list("Read communities success.", list, Page{Skip: &skip, Limit: &limit, Total: &total})
 	})
 	s.handle("GET /management/communities/{communityId}", famM, partner("appearance"),
-		readOwn("Read community success.", s.Communities.Get))
+		readOwn("Read community success.", s.Communities.GetJSON))
 	s.handle("PUT /management/communities/{communityId}", famM, partner("appearance"),
 		updateOwn("Update community success.", s.Communities.Update))
 	// The Name & Uri page says the community comes from the key: the form

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/rallyhq/rally/internal/errs"
 )
@@ -101,6 +102,16 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 // success writes a success body of family f. data may be nil only where the
 // family's documented body has no data.
 func success(w http.ResponseWriter, f family, status int, message string, data any, page *Page) {
+	if raw, ok := data.(json.RawMessage); ok && f == famM && page == nil && len(raw) > 0 {
+		bp := bodyBuffers.Get().(*[]byte)
+		b := appendSuccessM((*bp)[:0], status, message, raw)
+		writeBody(w, status, b)
+		if cap(b) <= maxPooledBody {
+			*bp = b
+			bodyBuffers.Put(bp)
+		}
+		return
+	}
 	switch f {
 	case famS:
 		writeJSON(w, status, bodyS{Status: "success", Message: message, Data: data})
@@ -111,6 +122,45 @@ func success(w http.ResponseWriter, f family, status int, message string, data a
 	default:
 		writeJSON(w, status, bodyM{Meta: metaM{Status: "success", StatusCode: status, Page: page}, Message: message, Data: data})
 	}
+}
+
+// bodyBuffers recycle the buffers pre-encoded answers are assembled in
+// (a ResponseWriter does not keep the bytes after Write returns).
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody bounds the buffers kept in bodyBuffers.
+const maxPooledBody = 64 << 10
+
+// appendSuccessM appends the modern success envelope around data, already
+// encoded (compact, as encoding/json writes it), to b: the same bytes
+// json.Marshal writes for bodyM, without reflection or re-validating data.
+func appendSuccessM(b []byte, status int, message string, data json.RawMessage) []byte {
+	const head, code, msg, tail = `{"meta":{"status":"success","statusCode":`, `},"message":`, `,"data":`, `}`
+	if b == nil {
+		b = make([]byte, 0, len(head)+3+len(code)+len(message)+2+len(msg)+len(data)+len(tail))
+	}
+	b = append(b, head...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, code...)
+	b = appendJSONString(b, message)
+	b = append(b, msg...)
+	b = append(b, data...)
+	return append(b, tail...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (plain printable ASCII is copied; anything else goes through
+// encoding/json).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // failure writes an error body of family f.

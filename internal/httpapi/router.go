@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -17,10 +18,13 @@ var prefixes = []string{"/api/v1/apis/v1", "/apis/v1", "/api/v1", "/v1", "/apis"
 // normalisePath strips one documented prefix from p.
 func normalisePath(p string) string {
 	for _, pre := range prefixes {
-		if p == pre {
+		if !strings.HasPrefix(p, pre) {
+			continue
+		}
+		if len(p) == len(pre) {
 			return "/"
 		}
-		if strings.HasPrefix(p, pre+"/") {
+		if p[len(pre)] == '/' {
 			return p[len(pre):]
 		}
 	}
@@ -31,21 +35,53 @@ func normalisePath(p string) string {
 // Secure Auth), then the normalised path. Unmatched paths get the error
 // envelope: 404, or 405 with Allow when only the method is wrong.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(normalisePath(r.URL.Path)))
-	if _, pattern := s.raw.Handler(r); pattern != "" {
-		s.raw.ServeHTTP(w, r)
-		return
+	p := normalisePath(r.URL.Path)
+	// A request without a body (every GET) has nothing to bound.
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(p))
 	}
-	if p := normalisePath(r.URL.Path); p != r.URL.Path {
-		r2 := new(http.Request)
-		*r2 = *r
-		u := *r.URL
+	if s.mayBeRaw(r.URL.Path) {
+		if _, pattern := s.raw.Handler(r); pattern != "" {
+			s.raw.ServeHTTP(w, r)
+			return
+		}
+	}
+	ex := exchangeOf(r.Context())
+	if p != r.URL.Path {
+		var u *url.URL
+		if ex != nil {
+			// r is observe's own copy of the request, so its URL may be
+			// replaced in place.
+			u = &ex.url
+		} else {
+			r2 := new(http.Request)
+			*r2 = *r
+			r, u = r2, new(url.URL)
+		}
+		*u = *r.URL
 		u.Path, u.RawPath = p, ""
-		r2.URL = &u
-		r = r2
+		r.URL = u
 	}
-	info, _ := r.Context().Value(keyRoute).(*routeInfo)
-	s.mux.ServeHTTP(&unmatchedWriter{ResponseWriter: w, info: info}, r)
+	if ex == nil {
+		ex = &exchange{}
+	}
+	ex.uw = unmatchedWriter{ResponseWriter: w, ex: ex}
+	s.mux.ServeHTTP(&ex.uw, r)
+}
+
+// mayBeRaw reports whether path p can match a pattern of the raw mux: it
+// starts with one of their literal prefixes, or it is not clean (the mux
+// answers those with a redirect).
+func (s *Server) mayBeRaw(p string) bool {
+	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
+		return true
+	}
+	for _, pre := range s.rawPrefixes {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyLimit is the body limit of the normalised path p: its own in
@@ -66,7 +102,7 @@ func (s *Server) bodyLimit(p string) int64 {
 // before any route claimed the request) with the error envelope.
 type unmatchedWriter struct {
 	http.ResponseWriter
-	info     *routeInfo
+	ex       *exchange
 	swallow  bool
 	answered bool
 }
@@ -76,7 +112,7 @@ func (w *unmatchedWriter) WriteHeader(code int) {
 		return
 	}
 	w.answered = true
-	if w.info != nil && w.info.pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+	if w.ex.route == nil && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
 		w.swallow = true
 		w.Header().Del("X-Content-Type-Options")
 		if code == http.StatusNotFound {
@@ -175,14 +211,27 @@ func (s *Server) handle(pattern string, f family, a access, h func(*call) error)
 // handleRaw registers a pattern matched before prefixes are stripped.
 func (s *Server) handleRaw(pattern string, f family, a access, h func(*call) error) {
 	s.raw.HandleFunc(pattern, s.wrap(pattern, f, a, h))
+	path := pattern[strings.IndexByte(pattern, ' ')+1:]
+	if i := strings.IndexByte(path, '{'); i >= 0 {
+		path = path[:i]
+	}
+	s.rawPrefixes = append(s.rawPrefixes, path)
 }
 
 func (s *Server) wrap(pattern string, f family, a access, h func(*call) error) http.HandlerFunc {
+	rt := &route{pattern: pattern}
 	return func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(keyRoute).(*routeInfo); ok {
-			info.pattern = pattern
+		var c *call
+		ex := exchangeOf(r.Context())
+		if ex != nil && ex.route == nil {
+			ex.call = call{s: s, w: w, r: r, fam: f}
+			c = &ex.call
+		} else {
+			c = &call{s: s, w: w, r: r, fam: f}
 		}
-		c := &call{s: s, w: w, r: r, fam: f}
+		if ex != nil {
+			ex.route = rt
+		}
 		err := s.authorise(c, a)
 		if err == nil {
 			err = h(c)

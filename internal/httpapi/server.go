@@ -117,6 +117,8 @@ type Server struct {
 	// keyed by normalised path or by a path.Match pattern of one ("*" stands
 	// for one path segment).
 	bodyLimits map[string]int64
+	// rawPrefixes are the literal starts of the raw mux's patterns.
+	rawPrefixes []string
 }
 
 // New builds the API handler.

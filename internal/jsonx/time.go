@@ -18,7 +18,7 @@ func At(t time.Time) Time { return Time{t.UTC()} }
 func (t Time) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 26)
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, clock.Layout)
+	b = clock.AppendFormat(b, t.Time)
 	return append(b, '"'), nil
 }
 
