@@ -34,6 +34,7 @@ import (
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
@@ -97,6 +98,8 @@ type App struct {
 	// Channels and Messages hold channels and messaging.
 	Channels *channel.Service
 	Messages *message.Service
+	// Realtime is the live message stream's hub; Serve starts and stops it.
+	Realtime *realtime.Hub
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -220,6 +223,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
 	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
+	a.Realtime = realtime.New(realtime.Deps{DB: a.DB, Outbox: a.Outbox, Access: a.Messages, Logger: a.Log.With("component", "realtime"),
+		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer}})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
@@ -232,7 +237,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
 		Redeem: a.Redeem, Channels: a.Channels, Messages: a.Messages,
-		Leaderboards: a.Leaderboards,
+		Leaderboards: a.Leaderboards, Realtime: a.Realtime,
 	})
 	return nil
 }
@@ -265,12 +270,15 @@ func (a *App) EnsureAdminKey(ctx context.Context) error {
 
 // Serve runs the HTTP server and the background workers until ctx ends, then
 // shuts down: stop accepting, let in-flight requests finish (bounded by
-// ShutdownTimeout), stop the workers.
+// ShutdownTimeout), close live-stream connections, stop the workers.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.EnsureAdminKey(ctx); err != nil {
 		return err
 	}
 	if err := a.Queue.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.Realtime.Start(ctx); err != nil {
 		return err
 	}
 	srv := &http.Server{
@@ -294,6 +302,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("http shutdown: %w", err))
+	}
+	// WebSockets were hijacked from the HTTP server, which does not wait
+	// for them: the hub closes them with 1001 (going away).
+	if err := a.Realtime.Stop(shutCtx); err != nil {
+		serveErr = errors.Join(serveErr, err)
 	}
 	if err := a.Queue.Stop(shutCtx); err != nil {
 		serveErr = errors.Join(serveErr, err)

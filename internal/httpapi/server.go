@@ -21,6 +21,7 @@ import (
 	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
@@ -85,6 +86,8 @@ type Deps struct {
 	Leaderboards *leaderboard.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
+	// Realtime serves the live message stream (GET /v1/realtime).
+	Realtime *realtime.Hub
 }
 
 // Sessions verifies session tokens (JWTs) of signed-in users.
@@ -153,4 +156,5 @@ func (s *Server) routes() {
 	s.redeemRoutes()
 	s.messagingRoutes()
 	s.leaderboardRoutes()
+	s.realtimeRoutes()
 }
