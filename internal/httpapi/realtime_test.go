@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rallyhq/rally/internal/apitest"
+	"github.com/rallyhq/rally/internal/user"
 )
 
 // frameWait bounds every wait for a frame.
@@ -280,5 +282,237 @@ func TestRealtimeStream(t *testing.T) {
 	post(t, e, keyA, random, "ada", "in random")
 	if g := bobC.expect("message.posted"); get(g, "data.message") != "in random" {
 		t.Fatalf("after unsubscribe: %v", g)
+	}
+}
+
+// upgrade are the headers of a WebSocket handshake.
+var upgrade = map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+	"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+func withHeaders(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func TestRealtimeHandshakeErrors(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	joined(e, a, "ada")
+	tok := e.SignIn(a, "ada@example.com")
+	noRead := keyWithPerm(t, e, a, "sendMessage")
+	cases := []struct {
+		name    string
+		path    string
+		key     string
+		headers map[string]string
+		status  int
+		fields  []string
+	}{
+		{"no credentials", "/v1/realtime", "", upgrade, 401, nil},
+		{"bad token", "/v1/realtime?token=nope", "", upgrade, 401, nil},
+		{"community key in the URL", "/v1/realtime?token=" + keyA, "", upgrade, 401, nil},
+		{"key without getMessages", "/v1/realtime", noRead, upgrade, 403, nil},
+		{"not a WebSocket", "/v1/realtime", keyA, nil, 400, []string{"Connection", "Upgrade", "Sec-WebSocket-Version", "Sec-WebSocket-Key"}},
+		{"bad lastEventId", "/v1/realtime?lastEventId=-1", tok, upgrade, 400, []string{"lastEventId"}},
+		{"cookie from another site", "/v1/realtime", "", withHeaders(upgrade, "Cookie", "rally_session="+tok, "Origin", "https://evil.example"), 403, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.Do(apitest.Request{Method: "GET", Path: tc.path, Key: tc.key, Headers: tc.headers}).Expect(t, tc.status)
+			if tc.fields != nil && !slices.Equal(res.ErrorFields(), tc.fields) {
+				t.Fatalf("fields %v: %s", res.ErrorFields(), res.Body)
+			}
+		})
+	}
+}
+
+func TestRealtimeTenancyAndPartnerWatch(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	b, keyB := e.Community("Beta", "beta")
+	e.Member(a, "ada", user.MemberOptions{Joined: true, Owner: true})
+	joined(e, a, "bob")
+	joined(e, b, "zed")
+	genA := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+	hidden := newChannel(t, e, keyA, map[string]any{"topic": "Staff", "channelType": "open",
+		"overrides": []map[string]any{{"roleId": everyoneRole(t, e, keyA), "view": false}}})
+	genB := newChannel(t, e, keyB, map[string]any{"topic": "General", "channelType": "open"})
+
+	partnerA := dialRT(t, e, "/v1/realtime", keyA, true)
+	partnerA.expect("ready")
+	partnerA.send(map[string]any{"type": "subscribe", "all": true})
+	if f := partnerA.expect("subscribed"); f["all"] != true {
+		t.Fatalf("all: %v", f)
+	}
+	partnerB := dialRT(t, e, "/v1/realtime", keyB, true)
+	partnerB.expect("ready")
+	partnerB.send(map[string]any{"type": "subscribe", "all": true})
+	partnerB.expect("subscribed")
+	zed := dialRT(t, e, "/v1/realtime?token="+e.SignIn(b, "zed@example.com"), "", true)
+	zed.expect("ready")
+	zed.send(map[string]any{"type": "subscribe", "channels": []string{genA, genB}})
+	if f := zed.expect("error"); f["code"] != "not_found" || f["channelId"] != genA {
+		t.Fatalf("zed on alpha's channel: %v", f)
+	}
+	zed.expect("subscribed")
+	partnerB.send(map[string]any{"type": "subscribe", "channels": []string{genA}})
+	if f := partnerB.expect("error"); f["code"] != "not_found" {
+		t.Fatalf("beta's key on alpha's channel: %v", f)
+	}
+	partnerB.expect("subscribed")
+
+	// Alpha's key watches every channel, hidden ones and DMs included.
+	post(t, e, keyA, genA, "ada", "one")
+	post(t, e, keyA, hidden, "ada", "two")
+	send(t, e, keyA, map[string]any{"recipient": "bob", "message": "three", "sender": "ada"}, 200)
+	for _, want := range []string{"one", "two", "three"} {
+		if f := partnerA.expect("message.posted"); get(f, "data.message") != want {
+			t.Fatalf("partner got %v, want %s", f, want)
+		}
+	}
+	// Beta sees none of it: its next frames are Beta's own message.
+	post(t, e, keyB, genB, "zed", "beta")
+	for _, c := range []*rtClient{partnerB, zed} {
+		if f := c.expect("message.posted"); get(f, "data.message") != "beta" {
+			t.Fatalf("beta got %v", f)
+		}
+	}
+	// Typing needs a member.
+	partnerA.send(map[string]any{"type": "typing", "channelId": genA})
+	if f := partnerA.expect("error"); f["code"] != "forbidden" {
+		t.Fatalf("key typing: %v", f)
+	}
+}
+
+// eventID reads a frame's eventId.
+func eventID(f map[string]any) int64 { return int64(f["eventId"].(float64)) }
+
+func TestRealtimeResume(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	joined(e, a, "ada")
+	tok := e.SignIn(a, "ada@example.com")
+	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+	other := newChannel(t, e, keyA, map[string]any{"topic": "Other", "channelType": "open"})
+
+	c := dialRT(t, e, "/v1/realtime", tok, true)
+	c.expect("ready")
+	c.subscribe(general)
+	post(t, e, keyA, general, "ada", "m1")
+	last := eventID(c.expect("message.posted"))
+	c.ws.Close(websocket.StatusNormalClosure, "")
+
+	// Missed while away: three in general, one elsewhere.
+	for _, m := range []string{"m2", "m3"} {
+		post(t, e, keyA, general, "ada", m)
+	}
+	post(t, e, keyA, other, "ada", "elsewhere")
+	post(t, e, keyA, general, "ada", "m4")
+
+	// Resume with the query parameter: the missed ones once, in order, then live.
+	c = dialRT(t, e, fmt.Sprintf("/v1/realtime?lastEventId=%d", last), tok, true)
+	c.expect("ready")
+	ack := c.subscribe(general)
+	var got []string
+	prev := last
+	for range 3 {
+		f := c.expect("message.posted")
+		if id := eventID(f); id <= prev || id > eventID(ack) {
+			t.Fatalf("replayed event %d after %d (ack %d)", id, prev, eventID(ack))
+		}
+		prev = eventID(f)
+		got = append(got, get(f, "data.message").(string))
+	}
+	if !slices.Equal(got, []string{"m2", "m3", "m4"}) {
+		t.Fatalf("replayed %v", got)
+	}
+	post(t, e, keyA, general, "ada", "m5")
+	if f := c.expect("message.posted"); get(f, "data.message") != "m5" {
+		t.Fatalf("live after replay: %v", f)
+	}
+
+	// Resume in the subscribe frame, for a channel added later.
+	c.send(map[string]any{"type": "subscribe", "channels": []string{other}, "lastEventId": last})
+	c.expect("subscribed")
+	if f := c.expect("message.posted"); get(f, "data.message") != "elsewhere" || f["channelId"] != other {
+		t.Fatalf("replayed other: %v", f)
+	}
+	post(t, e, keyA, other, "ada", "other live")
+	if f := c.expect("message.posted"); get(f, "data.message") != "other live" {
+		t.Fatalf("live other: %v", f)
+	}
+
+	// Too old: the outbox pruned past lastEventId.
+	if _, err := e.App.DB.Exec(context.Background(), "INSERT INTO event_horizons (community_id, pruned_seq) VALUES (?, ?)", a, last+1); err != nil {
+		t.Fatal(err)
+	}
+	c2 := dialRT(t, e, fmt.Sprintf("/v1/realtime?lastEventId=%d", last), tok, true)
+	c2.expect("ready")
+	ack = c2.subscribe(general)
+	if f := c2.expect("resume.expired"); eventID(f) != eventID(ack) || int64(f["lastEventId"].(float64)) != last {
+		t.Fatalf("expired %v", f)
+	}
+	post(t, e, keyA, general, "ada", "m6")
+	if f := c2.expect("message.posted"); get(f, "data.message") != "m6" {
+		t.Fatalf("live after expiry: %v", f)
+	}
+}
+
+func TestRealtimePermissionRevoked(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	ada := joined(e, a, "ada")
+	all := everyoneRole(t, e, keyA)
+	vip := e.Do(apitest.Request{Method: "POST", Path: "/v1/roles", Key: keyA, Body: map[string]any{"title": "VIP"}}).Expect(t, 201).String("body._id")
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/roles/" + vip + "/add", Key: keyA, Body: map[string]any{"userId": ada.ID}}).Expect(t, 200)
+	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+	lounge := newChannel(t, e, keyA, map[string]any{"topic": "Lounge", "channelType": "open",
+		"overrides": []map[string]any{{"roleId": all, "view": false}, {"roleId": vip, "view": true}}})
+	news := newChannel(t, e, keyA, map[string]any{"topic": "News", "channelType": "open"})
+
+	c := dialRT(t, e, "/v1/realtime", e.SignIn(a, "ada@example.com"), true)
+	c.expect("ready")
+	c.subscribe(general, lounge, news)
+	post(t, e, keyA, lounge, "ada", "vip 1")
+	post(t, e, keyA, general, "ada", "general 1")
+	for _, want := range []string{"vip 1", "general 1"} {
+		if f := c.expect("message.posted"); get(f, "data.message") != want {
+			t.Fatalf("got %v want %s", f, want)
+		}
+	}
+	// The role goes: the next lounge frame is not delivered, the
+	// subscription ends, and other channels go on.
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/roles/" + vip + "/remove", Key: keyA, Body: map[string]any{"userId": ada.ID}}).Expect(t, 200)
+	send(t, e, keyA, map[string]any{"channelId": lounge, "message": "vip 2", "sender": "ada"}, 403)
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/roles/" + vip + "/add", Key: keyA, Body: map[string]any{"userId": joined(e, a, "vic").ID}}).Expect(t, 200)
+	post(t, e, keyA, lounge, "vic", "vip 2")
+	if f := c.expect("unsubscribed"); fmt.Sprint(f["channels"]) != "["+lounge+"]" || f["reason"] != "forbidden" {
+		t.Fatalf("revoked: %v", f)
+	}
+	post(t, e, keyA, general, "ada", "general 2")
+	if f := c.expect("message.posted"); get(f, "data.message") != "general 2" {
+		t.Fatalf("after revocation: %v", f)
+	}
+	// The channel is hidden from everyone by an override change.
+	e.Do(apitest.Request{Method: "PUT", Path: "/v1/channels/" + general, Key: keyA, Body: map[string]any{
+		"overrides": []map[string]any{{"roleId": all, "view": false}}}}).Expect(t, 200)
+	e.Member(a, "own", user.MemberOptions{Joined: true, Owner: true})
+	post(t, e, keyA, general, "own", "hidden now")
+	if f := c.expect("unsubscribed"); fmt.Sprint(f["channels"]) != "["+general+"]" {
+		t.Fatalf("hidden: %v", f)
+	}
+	// The channel is deleted.
+	post(t, e, keyA, news, "vic", "news 1")
+	c.expect("message.posted")
+	e.Do(apitest.Request{Method: "DELETE", Path: "/v1/channels/" + news, Key: keyA}).Expect(t, 200)
+	e.Emit(a, "message.posted", map[string]any{"channel": map[string]any{"channel_id": news}, "message": "ghost"})
+	if f := c.expect("unsubscribed"); fmt.Sprint(f["channels"]) != "["+news+"]" {
+		t.Fatalf("deleted: %v", f)
 	}
 }
