@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rallyhq/rally/internal/apitest"
+	"github.com/rallyhq/rally/internal/config"
+	"github.com/rallyhq/rally/internal/db"
+	"github.com/rallyhq/rally/internal/db/dbtest"
 	"github.com/rallyhq/rally/internal/user"
 )
 
@@ -514,5 +518,135 @@ func TestRealtimePermissionRevoked(t *testing.T) {
 	e.Emit(a, "message.posted", map[string]any{"channel": map[string]any{"channel_id": news}, "message": "ghost"})
 	if f := c.expect("unsubscribed"); fmt.Sprint(f["channels"]) != "["+news+"]" {
 		t.Fatalf("deleted: %v", f)
+	}
+}
+
+func TestRealtimeSlowClientDropped(t *testing.T) {
+	e := apitest.NewWith(t, func(c *config.Config) { c.RealtimeBuffer = 64 })
+	a, keyA := e.Community("Alpha", "alpha")
+	joined(e, a, "ada")
+	tok := e.SignIn(a, "ada@example.com")
+	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+
+	fast := dialRT(t, e, "/v1/realtime", tok, true)
+	fast.expect("ready")
+	fast.subscribe(general)
+	slow := dialRT(t, e, "/v1/realtime", tok, false)
+	slow.send(map[string]any{"type": "subscribe", "channels": []string{general}}) // its acknowledgement stays unread
+
+
+	// Flood in bursts of 32 large frames (within the fast client's buffer)
+	// until the slow client, which reads nothing, is dropped.
+	big := strings.Repeat("x", 32<<10)
+	ctx := context.Background()
+	sent := 0
+	for burst := 0; e.App.Realtime.Connections() > 1; burst++ {
+		if burst == 200 {
+			t.Fatal("the slow client was never dropped")
+		}
+		err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
+			for i := range 32 {
+				if err := e.App.Outbox.Append(ctx, tx, a, "message.posted", map[string]any{
+					"channel": map[string]any{"channel_id": general}, "message": big, "n": sent + i}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += 32
+		for range 32 {
+			fast.expect("message.posted")
+		}
+	}
+	// The fast client got every frame, once, in order.
+	post(t, e, keyA, general, "ada", "still here")
+	if f := fast.expect("message.posted"); get(f, "data.message") != "still here" {
+		t.Fatalf("fast client after the flood: %v", f)
+	}
+	// The slow client finds its connection closed once it reads what was
+	// buffered: with 1013 (try again later) when the close frame got
+	// through, or cut.
+	go slow.readAll()
+	got := 0
+	for f := range slow.frames {
+		if f["type"] == "message.posted" {
+			got++
+		}
+	}
+	if got >= sent {
+		t.Fatalf("slow client received all %d frames", got)
+	}
+	if s := websocket.CloseStatus(slow.err); s != websocket.StatusTryAgainLater && s != -1 {
+		t.Fatalf("slow client closed with %v", slow.err)
+	}
+}
+
+func TestRealtimePingAndShutdown(t *testing.T) {
+	e := apitest.NewWith(t, func(c *config.Config) { c.RealtimePing = 100 * time.Millisecond })
+	a, keyA := e.Community("Alpha", "alpha")
+	joined(e, a, "ada")
+	tok := e.SignIn(a, "ada@example.com")
+	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+
+	// A client that reads nothing never answers pings and is closed.
+	dialRT(t, e, "/v1/realtime", tok, false)
+	apitest.WaitFor(t, "the dead connection to close", func() bool { return e.App.Realtime.Connections() == 0 })
+
+	// A reading client answers pings and stays; shutdown closes it with 1001.
+	live := dialRT(t, e, "/v1/realtime", tok, true)
+	live.expect("ready")
+	live.subscribe(general)
+	time.Sleep(300 * time.Millisecond) // several ping intervals
+	post(t, e, keyA, general, "ada", "still open")
+	live.expect("message.posted")
+	ctx, cancel := context.WithTimeout(context.Background(), frameWait)
+	defer cancel()
+	if err := e.App.Realtime.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range live.frames {
+	}
+	if s := websocket.CloseStatus(live.err); s != websocket.StatusGoingAway {
+		t.Fatalf("shutdown closed with %v", live.err)
+	}
+}
+
+func TestRealtimeTwoNodes(t *testing.T) {
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Skip("two nodes share a PostgreSQL database; set " + dbtest.EnvPostgres)
+	}
+	nodeA := apitest.New(t)
+	nodeB := apitest.NewWith(t, func(c *config.Config) { c.DSN = nodeA.App.Config.DSN })
+	a, keyA := nodeA.Community("Alpha", "alpha")
+	joined(nodeA, a, "ada")
+	joined(nodeA, a, "bob")
+	general := newChannel(t, nodeA, keyA, map[string]any{"topic": "General", "channelType": "open"})
+
+	onB := dialRT(t, nodeB, "/v1/realtime", nodeB.SignIn(a, "bob@example.com"), true)
+	onB.expect("ready")
+	onB.subscribe(general)
+	onA := dialRT(t, nodeA, "/v1/realtime", nodeA.SignIn(a, "ada@example.com"), true)
+	onA.expect("ready")
+	onA.subscribe(general)
+
+	post(t, nodeA, keyA, general, "ada", "from node A")
+	if f := onB.expect("message.posted"); get(f, "data.message") != "from node A" {
+		t.Fatalf("node B got %v", f)
+	}
+	onA.expect("message.posted")
+	post(t, nodeB, keyA, general, "bob", "from node B")
+	if f := onA.expect("message.posted"); get(f, "data.message") != "from node B" {
+		t.Fatalf("node A got %v", f)
+	}
+	// Typing crosses nodes too.
+	onA.send(map[string]any{"type": "typing", "channelId": general})
+	if f := onB.expect("message.posted"); get(f, "data.message") != "from node B" {
+		t.Fatalf("node B own message: %v", f)
+	}
+	if f := onB.expect("typing"); get(f, "user.username") != "ada" {
+		t.Fatalf("typing across nodes: %v", f)
 	}
 }

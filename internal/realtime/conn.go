@@ -159,14 +159,19 @@ func (c *conn) push(it item) {
 }
 
 // kill closes the connection once, with code and reason (sent when the
-// client still reads), and stops its goroutines.
+// client still reads), and stops its goroutines. Code 0 cuts the
+// connection without a closing handshake (a peer that stopped answering).
 func (c *conn) kill(code websocket.StatusCode, reason string) {
 	c.killOnce.Do(func() {
 		close(c.dead)
 		c.closed.Add(1)
 		go func() {
 			defer c.closed.Done()
-			_ = c.ws.Close(code, reason)
+			if code == 0 {
+				_ = c.ws.CloseNow()
+			} else {
+				_ = c.ws.Close(code, reason)
+			}
 			c.cancel()
 		}()
 	})
@@ -411,7 +416,8 @@ func (h *Hub) typingLocal(comm *community, channelID string, frame []byte, sende
 }
 
 // pingLoop pings the client every PingInterval; one that does not answer
-// within the interval is closed. Each ping also re-validates the
+// within the interval is cut (it would not answer a closing handshake
+// either). Each ping also re-validates the
 // credential.
 func (c *conn) pingLoop() {
 	t := time.NewTicker(c.h.cfg.PingInterval)
@@ -426,7 +432,7 @@ func (c *conn) pingLoop() {
 		err := c.ws.Ping(ctx)
 		cancel()
 		if err != nil {
-			c.kill(statusPolicy, "no pong")
+			c.kill(0, "")
 			return
 		}
 		c.requestRecheck()

@@ -205,19 +205,22 @@ func (h *Hub) Stop(ctx context.Context) error {
 	for _, c := range conns {
 		c.kill(statusGoingAway, "server shutting down")
 	}
-	h.cancel()
-	done := make(chan struct{})
-	go func() {
-		h.loops.Wait()
-		h.clients.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop realtime hub: %w", ctx.Err())
+	// The connections' contexts end only once they closed (or ctx ran
+	// out): ending them earlier would cut the connections before their
+	// close frames go out.
+	wait := func(wg *sync.WaitGroup) error {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("stop realtime hub: %w", ctx.Err())
+		}
 	}
+	err := wait(&h.clients)
+	h.cancel()
+	return errors.Join(err, wait(&h.loops))
 }
 
 // Connections returns how many WebSocket connections this node holds.
