@@ -534,7 +534,6 @@ func TestRealtimeSlowClientDropped(t *testing.T) {
 	slow := dialRT(t, e, "/v1/realtime", tok, false)
 	slow.send(map[string]any{"type": "subscribe", "channels": []string{general}}) // its acknowledgement stays unread
 
-
 	// Flood in bursts of 32 large frames (within the fast client's buffer)
 	// until the slow client, which reads nothing, is dropped.
 	big := strings.Repeat("x", 32<<10)
