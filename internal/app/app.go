@@ -224,7 +224,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
 	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
 	a.Realtime = realtime.New(realtime.Deps{DB: a.DB, Outbox: a.Outbox, Access: a.Messages, Logger: a.Log.With("component", "realtime"),
-		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer}})
+		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer,
+			PermissionTTL: a.Config.RealtimePermissionTTL}})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{

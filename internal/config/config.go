@@ -51,6 +51,10 @@ type Config struct {
 	// RealtimeBuffer is how many frames may wait for a slow live-stream
 	// client before it is dropped (RALLY_REALTIME_BUFFER, default 256).
 	RealtimeBuffer int
+	// RealtimePermissionTTL bounds how long a live-stream connection reuses
+	// a read-permission answer when no permission change was recorded
+	// (RALLY_REALTIME_PERMISSION_TTL, default 1s).
+	RealtimePermissionTTL time.Duration
 }
 
 // Default is the configuration with no flags and no environment.
@@ -97,6 +101,13 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("RALLY_REALTIME_PING: want a positive duration such as 30s, got %q", v)
 		}
 		c.RealtimePing = d
+	}
+	if v, ok := os.LookupEnv("RALLY_REALTIME_PERMISSION_TTL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("RALLY_REALTIME_PERMISSION_TTL: want a positive duration such as 1s, got %q", v)
+		}
+		c.RealtimePermissionTTL = d
 	}
 	if v, ok := os.LookupEnv("RALLY_REALTIME_BUFFER"); ok {
 		n, err := strconv.Atoi(v)

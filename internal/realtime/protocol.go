@@ -80,14 +80,14 @@ type clientFrame struct {
 	ChannelID string `json:"channelId"`
 }
 
-// eventFrame is a streamed outbox event; Data is the event's payload (the
-// message as Get Messages shows it, or the reaction).
+// eventFrame is the head of a streamed outbox event; the frame ends with
+// "data", the event's payload (the message as Get Messages shows it, or the
+// reaction).
 type eventFrame struct {
-	Type       string          `json:"type"`
-	EventID    int64           `json:"eventId"`
-	ChannelID  string          `json:"channelId"`
-	OccurredAt string          `json:"occurredAt"`
-	Data       json.RawMessage `json:"data"`
+	Type       string `json:"type"`
+	EventID    int64  `json:"eventId"`
+	ChannelID  string `json:"channelId"`
+	OccurredAt string `json:"occurredAt"`
 }
 
 // readyFrame greets a connection.
