@@ -78,11 +78,13 @@ type item struct {
 	reason string
 }
 
-// permEntry is a cached read-permission answer.
+// permEntry is a cached read-permission answer: given at, under the
+// community's permission generation gen, due for a refresh after refresh.
 type permEntry struct {
-	ok    bool
-	gen   uint64
-	until time.Time
+	ok      bool
+	gen     uint64
+	at      time.Time
+	refresh time.Duration
 }
 
 // conn is one WebSocket connection.
@@ -503,37 +505,60 @@ func (c *conn) deliver(seq int64, channelID string, frame []byte, anySeq bool) e
 	if !viaAll && (!sub || (!anySeq && seq <= from)) {
 		return nil
 	}
-	if !viaAll {
-		ok, err := c.mayRead(channelID)
-		if err != nil {
+	if viaAll {
+		return c.write(frame)
+	}
+	ok, aging, err := c.mayRead(channelID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.revoke(channelID)
+	}
+	if err := c.write(frame); err != nil {
+		return err
+	}
+	if aging {
+		// Refresh an answer past half its life after writing, so a busy
+		// channel's frames rarely wait for a check.
+		if ok, err = c.check(channelID); err != nil {
 			return err
 		}
 		if !ok {
 			return c.revoke(channelID)
 		}
 	}
-	return c.write(frame)
+	return nil
 }
 
-// mayRead checks the actor's read permission on the channel, reusing an
-// answer for at most PermissionTTL and never across a permission change of
-// the community.
-func (c *conn) mayRead(channelID string) (bool, error) {
-	gen := c.comm.gen.Load()
-	now := time.Now()
-	if e, ok := c.perms[channelID]; ok && e.gen == gen && now.Before(e.until) {
-		return e.ok, nil
+// mayRead tells whether the actor may read the channel, reusing an answer
+// for at most PermissionTTL and never across a permission change of the
+// community; aging says the answer is old enough to be refreshed.
+func (c *conn) mayRead(channelID string) (ok, aging bool, err error) {
+	if e, hit := c.perms[channelID]; hit && e.gen == c.comm.gen.Load() {
+		age := time.Since(e.at)
+		if age < c.h.cfg.PermissionTTL {
+			return e.ok, age >= e.refresh, nil
+		}
 	}
+	ok, err = c.check(channelID)
+	return ok, false, err
+}
+
+// check asks whether the actor may read the channel now and caches the
+// answer.
+func (c *conn) check(channelID string) (bool, error) {
+	gen := c.comm.gen.Load()
+	at := time.Now()
 	err := c.h.access.CanRead(c.ctx, c.cl.Actor, channelID)
-	ok := err == nil
 	if k := errs.KindOf(err); err != nil && k != errs.Forbidden && k != errs.NotFound {
 		return false, err
 	}
-	// Entries expire at a random point in the second half of the TTL, so
-	// many connections do not all check again on the same frame.
+	// Refreshes fall at a random point of the answer's second quarter, so
+	// many connections do not all check on the same frame.
 	ttl := c.h.cfg.PermissionTTL
-	c.perms[channelID] = permEntry{ok: ok, gen: gen, until: now.Add(ttl/2 + rand.N(ttl/2+1))}
-	return ok, nil
+	c.perms[channelID] = permEntry{ok: err == nil, gen: gen, at: at, refresh: ttl/4 + rand.N(ttl/4+1)}
+	return err == nil, nil
 }
 
 // revoke ends a subscription the actor may no longer read and tells the
