@@ -99,6 +99,7 @@ type conn struct {
 	cancel      context.CancelFunc
 	dead        chan struct{}
 	killOnce    sync.Once
+	dropOnce    sync.Once
 	closed      sync.WaitGroup
 	recheckSent atomic.Bool
 
@@ -156,7 +157,10 @@ func (c *conn) push(it item) {
 	select {
 	case c.queue <- it:
 	default:
-		c.kill(statusTryAgain, "too slow: send buffer full")
+		c.dropOnce.Do(func() {
+			c.h.dropped.Add(1)
+			c.kill(statusTryAgain, "too slow: send buffer full")
+		})
 	}
 }
 

@@ -129,8 +129,9 @@ type Hub struct {
 	started bool
 	loops   sync.WaitGroup
 	clients sync.WaitGroup
-	// live counts open connections (for tests and metrics).
-	live atomic.Int64
+	// live counts open connections, dropped the slow clients dropped.
+	live    atomic.Int64
+	dropped atomic.Int64
 }
 
 // community is the tail and the subscriptions of one community on this node.
@@ -225,6 +226,9 @@ func (h *Hub) Stop(ctx context.Context) error {
 
 // Connections returns how many WebSocket connections this node holds.
 func (h *Hub) Connections() int { return int(h.live.Load()) }
+
+// Dropped returns how many slow clients this node has dropped.
+func (h *Hub) Dropped() int { return int(h.dropped.Load()) }
 
 // Notify tells the hub that communityID has new events in the outbox.
 func (h *Hub) Notify(communityID string) {
