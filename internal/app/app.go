@@ -33,9 +33,12 @@ import (
 	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/mail"
 	"github.com/rallyhq/rally/internal/message"
+	"github.com/rallyhq/rally/internal/metric"
+	"github.com/rallyhq/rally/internal/milestone"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
+	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/streak"
@@ -85,6 +88,10 @@ type App struct {
 	MiniGames *minigame.Service
 	// Gamification holds XP settings, tiers, rewards for activity and history.
 	Gamification *gamification.Service
+	// Referrals keeps referral codes, programs and progress.
+	Referrals *referral.Service
+	// Milestones keeps milestones and members' achievements.
+	Milestones *milestone.Service
 	// Redeem runs store purchases, orders and redemption statuses.
 	Redeem *redeem.Service
 	// Leaderboards ranks members; its hooks keep scores live.
@@ -185,9 +192,13 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.XP = xp.NewService(xp.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Wallet: a.Wallet})
 	a.Gamification = gamification.NewService(gamification.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Users: a.Users})
 	a.XP.AddHook(a.Gamification.LevelHook)
+	metrics := metric.NewReader(a.Gamification)
+	a.Referrals = referral.NewService(referral.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Metrics: metrics})
+	a.Milestones = milestone.NewService(milestone.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Metrics: metrics})
 	if _, err := event.NewDispatcher(event.DispatcherDeps{
 		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
-		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber()}, Outbox: a.Outbox,
+		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber(),
+			a.Referrals.Subscriber(), a.Milestones.Subscriber()}, Outbox: a.Outbox,
 	}); err != nil {
 		return err
 	}
@@ -221,8 +232,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
 		Fields: userFields{a.UserFields}, Roles: a.Roles,
 		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},
-		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail})
-	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP})
+		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail, Referrals: a.Referrals})
+	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP, Files: a.Files})
 	a.Realtime = realtime.New(realtime.Deps{DB: a.DB, Outbox: a.Outbox, Access: a.Messages, Logger: a.Log.With("component", "realtime"),
 		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer,
 			PermissionTTL: a.Config.RealtimePermissionTTL}})
@@ -238,7 +249,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
 		Redeem: a.Redeem, Channels: a.Channels, Messages: a.Messages,
-		Leaderboards: a.Leaderboards, Realtime: a.Realtime,
+		Leaderboards: a.Leaderboards, Referrals: a.Referrals, Milestones: a.Milestones, Realtime: a.Realtime,
 	})
 	return nil
 }

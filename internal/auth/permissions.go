@@ -17,7 +17,7 @@ var Permissions = []string{
 	"getRoles", "manageRoles", "getChannels", "manageChannels", "getMessages", "reactMessage",
 	"getBadges", "manageBadges", "getTiers", "manageGamification", "getStreaks", "manageStreaks",
 	"manageMiniGames", "getAnalysis", "manageAnalysis", "bulkImportUser", "getAnalytics",
-	"leaderboard", "getEvents",
+	"leaderboard", "getEvents", "manageReferrals", "getMilestones", "manageMilestones",
 }
 
 // aliases maps identifiers that mean the same as a catalogue entry.

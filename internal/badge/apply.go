@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/id"
@@ -28,7 +30,31 @@ var Statuses = []string{StatusPending, StatusApproved, StatusRejected}
 const (
 	maxProofLen  = 2000
 	maxReasonLen = 500
+	// maxProofNameLen bounds the kept name of a proof file (longer names
+	// are cut).
+	maxProofNameLen = 255
 )
+
+// MaxProofFileBytes bounds one proof file.
+const MaxProofFileBytes = 10 << 20
+
+// ProofUpload is a proof file a member sends with an application: the name
+// it was sent with, its Content-Type told from its content, its bytes.
+type ProofUpload struct {
+	Name string
+	Type string
+	Data []byte
+}
+
+// ProofFile is an application's stored proof file, in the shape of a
+// message attachment: id is its blob key, url where it is served.
+type ProofFile struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
+}
 
 // Application is a member's request for a custom badge, with its proof and,
 // once decided, who decided it and why.
@@ -39,6 +65,8 @@ type Application struct {
 	Status    string `json:"status"`
 	ProofText string `json:"proofText"`
 	ProofURL  string `json:"proofUrl"`
+	// ProofFile is the uploaded proof file (null when none was sent).
+	ProofFile *ProofFile `json:"proofFile"`
 	// Reason is the moderator's note on a rejection.
 	Reason string `json:"reason"`
 	// AwardID names the award an approval made.
@@ -48,18 +76,22 @@ type Application struct {
 	CreatedAt jsonx.Time    `json:"createdAt"`
 }
 
-// ApplyInput is a member's application: optional proof as text and/or a
-// URL; a badge with attachRequired needs at least one of them.
+// ApplyInput is a member's application: optional proof as text, a URL
+// and/or an uploaded file (an image or a PDF); a badge with attachRequired
+// needs at least one of them.
 type ApplyInput struct {
-	ProofText string `json:"proofText"`
-	ProofURL  string `json:"proofUrl"`
+	ProofText string       `json:"proofText"`
+	ProofURL  string       `json:"proofUrl"`
+	ProofFile *ProofUpload `json:"-"`
 }
 
 // Apply records userID's (a live member's _id) application for a custom
 // badge. Only badges with action "custom" take applications (Conflict
 // otherwise), a member has at most one pending application per badge, and
 // a member already holding a single-award badge cannot apply for it again.
-func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string, in ApplyInput) (Application, error) {
+// A proof file is stored in the blob store once the application is valid;
+// urlOf turns its key into the URL it is served at.
+func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string, in ApplyInput, urlOf func(key string) string) (Application, error) {
 	in.ProofText, in.ProofURL = strings.TrimSpace(in.ProofText), strings.TrimSpace(in.ProofURL)
 	var a Application
 	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
@@ -70,8 +102,16 @@ func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string
 		var v errs.Validator
 		v.Check(utf8.RuneCountInString(in.ProofText) <= maxProofLen, "proofText", "must be at most %d characters", maxProofLen)
 		v.Check(CheckURL(in.ProofURL), "proofUrl", "must be an http(s) URL of at most %d characters", maxURLLen)
-		if b.AttachRequired && in.ProofText == "" && in.ProofURL == "" {
-			v.Add("proofUrl", "is required: this badge needs proof (proofUrl or proofText)")
+		if f := in.ProofFile; f != nil {
+			if len(f.Data) > MaxProofFileBytes {
+				return errs.New(errs.TooLarge, "The proof file is larger than %d MiB.", MaxProofFileBytes>>20)
+			}
+			_, kept := blob.Extension(f.Type)
+			v.Check(len(f.Data) > 0, "proof", "must not be empty")
+			v.Check(len(f.Data) == 0 || kept, "proof", "must be a PNG, JPEG, WebP or GIF image or a PDF document")
+		}
+		if b.AttachRequired && in.ProofText == "" && in.ProofURL == "" && in.ProofFile == nil {
+			v.Add("proofUrl", "is required: this badge needs proof (a proof file, proofUrl or proofText)")
 		}
 		if err := v.Err(); err != nil {
 			return err
@@ -89,8 +129,18 @@ func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string
 		now := s.d.Clock.Now()
 		a = Application{ID: id.New(now), BadgeID: b.ID, UserID: userID, Status: StatusPending, ProofText: in.ProofText,
 			ProofURL: in.ProofURL, CreatedAt: jsonx.At(now)}
-		_, err = tx.Exec(ctx, `INSERT INTO badge_applications (id, community_id, badge_id, user_id, status, proof_text, proof_url, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, communityID, a.BadgeID, a.UserID, a.Status, a.ProofText, a.ProofURL, now.UnixMilli())
+		var pf ProofFile
+		if f := in.ProofFile; f != nil {
+			key, err := s.d.Files.Put(f.Data, f.Type)
+			if err != nil {
+				return fmt.Errorf("store proof file: %w", err)
+			}
+			pf = ProofFile{ID: key, Name: proofName(f.Name, key), URL: urlOf(key), Type: f.Type, Size: int64(len(f.Data))}
+			a.ProofFile = &pf
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO badge_applications (id, community_id, badge_id, user_id, status, proof_text, proof_url,
+			proof_file_url, proof_file_name, proof_file_type, proof_file_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, communityID, a.BadgeID, a.UserID, a.Status, a.ProofText, a.ProofURL, pf.URL, pf.Name, pf.Type, pf.Size, now.UnixMilli())
 		if db.IsUniqueViolation(err) {
 			return errs.Conflictf("An application for this badge is already pending.")
 		}
@@ -103,6 +153,19 @@ func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string
 		return Application{}, err
 	}
 	return a, nil
+}
+
+// proofName is the kept name of a proof file: the base name it was sent
+// with, cut to maxProofNameLen characters, or its key when it had none.
+func proofName(name, key string) string {
+	name = strings.TrimSpace(path.Base(strings.ReplaceAll(name, "\\", "/")))
+	if name == "." || name == "/" || name == "" {
+		return key
+	}
+	if r := []rune(name); len(r) > maxProofNameLen {
+		name = string(r[:maxProofNameLen])
+	}
+	return name
 }
 
 // ApplicationQuery selects applications; empty fields do not filter.
@@ -217,8 +280,8 @@ func pendingApplication(ctx context.Context, tx *db.Tx, communityID, application
 	return a, nil
 }
 
-const applicationColumns = `id, badge_id, user_id, status, proof_text, proof_url, reason, award_id, decided_by_kind, decided_by_id,
-	decided_at, created_at`
+const applicationColumns = `id, badge_id, user_id, status, proof_text, proof_url, proof_file_url, proof_file_name, proof_file_type,
+	proof_file_size, reason, award_id, decided_by_kind, decided_by_id, decided_at, created_at`
 
 func scanApplication(r interface{ Scan(...any) error }) (Application, error) {
 	var (
@@ -226,8 +289,10 @@ func scanApplication(r interface{ Scan(...any) error }) (Application, error) {
 		kind, actor  string
 		decided      sql.NullInt64
 		createdMilli int64
+		pf           ProofFile
 	)
-	err := r.Scan(&a.ID, &a.BadgeID, &a.UserID, &a.Status, &a.ProofText, &a.ProofURL, &a.Reason, &a.AwardID, &kind, &actor, &decided, &createdMilli)
+	err := r.Scan(&a.ID, &a.BadgeID, &a.UserID, &a.Status, &a.ProofText, &a.ProofURL, &pf.URL, &pf.Name, &pf.Type, &pf.Size,
+		&a.Reason, &a.AwardID, &kind, &actor, &decided, &createdMilli)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Application{}, errs.NotFoundf("Badge application not found.")
 	}
@@ -237,6 +302,10 @@ func scanApplication(r interface{ Scan(...any) error }) (Application, error) {
 	if decided.Valid {
 		at := jsonx.Millis(decided.Int64)
 		a.DecidedAt, a.DecidedBy = &at, &wallet.Actor{Kind: kind, ID: actor}
+	}
+	if pf.URL != "" {
+		pf.ID = path.Base(pf.URL)
+		a.ProofFile = &pf
 	}
 	a.CreatedAt = jsonx.Millis(createdMilli)
 	return a, nil

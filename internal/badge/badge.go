@@ -17,6 +17,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/rallyhq/rally/internal/blob"
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
@@ -55,6 +56,8 @@ type Deps struct {
 	Events event.Appender
 	Users  *user.Store
 	XP     *xp.Service
+	// Files keeps applications' proof files.
+	Files *blob.Store
 }
 
 // Service holds the rules for badges, awards and applications.

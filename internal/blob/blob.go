@@ -1,5 +1,5 @@
-// Package blob stores uploaded files (avatars) in a local directory,
-// content-addressed: a file's key is the SHA-256 of its bytes plus an
+// Package blob stores uploaded files (avatars, message images, badge proof
+// files) in a local directory, content-addressed: a file's key is the SHA-256 of its bytes plus an
 // extension naming its type, so the same upload is stored once, a key never
 // changes meaning, and readers may cache a key forever.
 package blob
@@ -24,10 +24,11 @@ var types = map[string]string{
 	"jpg":  "image/jpeg",
 	"gif":  "image/gif",
 	"webp": "image/webp",
+	"pdf":  "application/pdf",
 }
 
 // keyRE is the only shape a key has: 64 hex digits, a dot, an extension.
-var keyRE = regexp.MustCompile(`^[0-9a-f]{64}\.(png|jpg|gif|webp)$`)
+var keyRE = regexp.MustCompile(`^[0-9a-f]{64}\.(png|jpg|gif|webp|pdf)$`)
 
 // Store keeps blobs under one directory.
 type Store struct {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rallyhq/rally/internal/errs"
@@ -37,6 +38,10 @@ func TestPutOpen(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(dir, "files", key[:2]))
 	if len(entries) != 1 {
 		t.Fatalf("files in the shard: %d", len(entries))
+	}
+	pdf, err := s.Put([]byte("%PDF-1.7\n%%EOF\n"), "application/pdf")
+	if err != nil || !strings.HasSuffix(pdf, ".pdf") || ContentType(pdf) != "application/pdf" {
+		t.Fatalf("PDF: %s %v", pdf, err)
 	}
 	if _, err := s.Put(data, "text/plain"); err == nil {
 		t.Fatal("unsupported type stored")

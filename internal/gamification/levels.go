@@ -2,6 +2,7 @@ package gamification
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/xp"
@@ -41,6 +42,18 @@ func levelIn(tiers []Tier, total int64) Level {
 // and leaderboards.
 func (s *Service) LevelOf(ctx context.Context, communityID string, total int64) (Level, error) {
 	st, _, err := s.current(ctx, s.d.DB, communityID, "")
+	if err != nil {
+		return Level{}, err
+	}
+	return levelIn(st.Tiers.Tiers, total), nil
+}
+
+// LevelOfTx is LevelOf read through q (a transaction the caller holds), so
+// a caller inside a transaction needs no second connection.
+func (s *Service) LevelOfTx(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}, communityID string, total int64) (Level, error) {
+	st, _, err := s.current(ctx, q, communityID, "")
 	if err != nil {
 		return Level{}, err
 	}

@@ -107,11 +107,17 @@ func (s *Server) badgeRoutes() {
 // signed-in member who may manage messages: owners and administrators
 // included) list and decide them. Members listing see only their own.
 func (s *Server) applicationRoutes(manage access) {
+	s.bodyLimits["/communities/*/badges/*/apply"] = proofBodyBytes
 	s.handle("POST /communities/{communityId}/badges/{badgeId}/apply", famL, userToken(),
-		inCommunity(http.StatusCreated, "Badge application submitted successfully",
-			decoded(func(c *call, communityID string, in badge.ApplyInput) (badge.Application, error) {
-				return s.Badges.Apply(c.r.Context(), communityID, c.r.PathValue("badgeId"), c.session.UserID, in)
-			})))
+		inCommunity(http.StatusCreated, "Badge application submitted successfully", func(c *call, communityID string) (badge.Application, error) {
+			in, err := s.applyInput(c)
+			if err != nil {
+				return badge.Application{}, err
+			}
+			base := baseURL(c.r)
+			return s.Badges.Apply(c.r.Context(), communityID, c.r.PathValue("badgeId"), c.session.UserID, in,
+				func(key string) string { return base + "/v1/files/" + key })
+		}))
 	s.handle("GET /communities/{communityId}/badge-applications", famL, manage.orUser(), func(c *call) error {
 		communityID, err := c.community()
 		if err != nil {

@@ -493,3 +493,125 @@ func TestLeaderboardCoinsAndRun(t *testing.T) {
 	}
 	expectRanking(t, ranking(t, e, key, sprint, "timeFilter=all-time"), "ann:70@1", "bob:10@2")
 }
+
+// TestLeaderboardRanksAcrossBuckets checks ranks read through the score
+// histogram against a plain sort: scores spread over many buckets and
+// groups, several in one bucket on either side of its middle, equal scores
+// reached at the same moment (then the lower _id first), deleted members,
+// positive-only boards and dummy users inside a bucket.
+func TestLeaderboardRanksAcrossBuckets(t *testing.T) {
+	e := apitest.New(t)
+	c, key := e.Community("Buckets", "buckets")
+	ctx := context.Background()
+	e.Clock.Set(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
+	cols := []map[string]any{{"column": "user", "visible": true, "order": 0}}
+	create := func(slug string, extra map[string]any) string {
+		body := map[string]any{"name": "Board", "slug": slug, "rankingField": "xps", "displayedColumns": cols, "startDate": "2026-01-01T00:00:00.000Z"}
+		for k, v := range extra {
+			body[k] = v
+		}
+		return e.Do(apitest.Request{Method: "POST", Path: "/v1/leaderboards", Key: key, Body: body}).Expect(t, 201).String("data._id")
+	}
+	plain := create("plain", nil)
+	positive := create("positive", map[string]any{"onlyPositiveRanks": true})
+	dummies := create("dummies", map[string]any{"includeDummyUsers": true,
+		"dummyUsers": []map[string]any{{"name": "Zed", "score": 1002}, {"name": "Yan", "score": 129}}})
+
+	type member struct {
+		u       user.User
+		score   int64
+		reached time.Time
+		deleted bool
+	}
+	// Bucket 1000-1007 holds eleven scores (two pairs reached at the same
+	// moment); 2047/2048 and 8191/8192 straddle groups.
+	scores := []int64{1000, 1000, 1001, 1006, 1007, 1007, 1003, 5000, 4100, 130, 129, 129, 127, 64, 0,
+		70000, 999_999, 1002, 1005, 1004, 2048, 2049, 2047, 8191, 8192, 1001, 1000, 3, 1001, 1006}
+	var ms []*member
+	for i, s := range scores {
+		if i%7 != 1 { // every seventh award lands at the same moment as the one before
+			e.Clock.Advance(time.Second)
+		}
+		m := &member{u: e.Member(c, fmt.Sprintf("m%02d", i), user.MemberOptions{Joined: true}), score: s}
+		if s > 0 {
+			award(t, e, c, m.u, s)
+		} else {
+			award(t, e, c, m.u, 1)
+			award(t, e, c, m.u, -1) // on the board at 0
+		}
+		m.reached = e.Clock.Now()
+		ms = append(ms, m)
+	}
+	for _, i := range []int{2, 15} { // 1001 (lower half of its bucket) and 70000
+		if err := e.App.UserService.Manage(ctx, c, user.ActionDelete, ms[i].u.Username); err != nil {
+			t.Fatal(err)
+		}
+		ms[i].deleted = true
+	}
+	var live []*member
+	for _, m := range ms {
+		if !m.deleted {
+			live = append(live, m)
+		}
+	}
+	slices.SortFunc(live, func(a, b *member) int {
+		if a.score != b.score {
+			return cmpInt(b.score, a.score)
+		}
+		if !a.reached.Equal(b.reached) {
+			return a.reached.Compare(b.reached)
+		}
+		return strings.Compare(a.u.ID, b.u.ID)
+	})
+	check := func(board string, want []string, rankOf map[string]int) {
+		t.Helper()
+		expectRanking(t, ranking(t, e, key, board, "timeFilter=all-time&limit=100"), want...)
+		for _, m := range live {
+			res := e.Do(apitest.Request{Method: "GET", Path: "/v1/leaderboards/" + board + "/standings/member?timeFilter=all-time&identifier=" +
+				m.u.Username + "&identifier_type=username", Key: key}).Expect(t, 200)
+			rank, ok := rankOf[m.u.Username]
+			if !ok {
+				if res.Get("data.ranked") != false {
+					t.Fatalf("%s ranked: %s", m.u.Username, res.Body)
+				}
+				continue
+			}
+			if res.Get("data.entry.rank") != float64(rank) || res.Get("data.total") != float64(len(want)) {
+				t.Fatalf("%s (score %d): want rank %d of %d: %s", m.u.Username, m.score, rank, len(want), res.Body)
+			}
+		}
+	}
+	var want, wantPositive, wantDummies []string
+	rankOf, rankPositive, rankDummies := map[string]int{}, map[string]int{}, map[string]int{}
+	dummy := []struct {
+		name  string
+		score int64
+	}{{"Zed", 1002}, {"Yan", 129}}
+	for i, m := range live {
+		rankOf[m.u.Username] = i + 1
+		want = append(want, fmt.Sprintf("%s:%d@%d", m.u.Username, m.score, i+1))
+		if m.score > 0 {
+			rankPositive[m.u.Username] = len(wantPositive) + 1
+			wantPositive = append(wantPositive, fmt.Sprintf("%s:%d@%d", m.u.Username, m.score, len(wantPositive)+1))
+		}
+		for len(dummy) > 0 && m.score < dummy[0].score { // a dummy follows the members of its score
+			wantDummies = append(wantDummies, fmt.Sprintf("%s:%d@%d", dummy[0].name, dummy[0].score, len(wantDummies)+1))
+			dummy = dummy[1:]
+		}
+		rankDummies[m.u.Username] = len(wantDummies) + 1
+		wantDummies = append(wantDummies, fmt.Sprintf("%s:%d@%d", m.u.Username, m.score, len(wantDummies)+1))
+	}
+	check(plain, want, rankOf)
+	check(positive, wantPositive, rankPositive)
+	check(dummies, wantDummies, rankDummies)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 
@@ -30,11 +31,7 @@ func normalisePath(p string) string {
 // Secure Auth), then the normalised path. Unmatched paths get the error
 // envelope: 404, or 405 with Allow when only the method is wrong.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
-	limit := s.MaxBodyBytes
-	if n, ok := s.bodyLimits[normalisePath(r.URL.Path)]; ok {
-		limit = n
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(normalisePath(r.URL.Path)))
 	if _, pattern := s.raw.Handler(r); pattern != "" {
 		s.raw.ServeHTTP(w, r)
 		return
@@ -49,6 +46,20 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	info, _ := r.Context().Value(keyRoute).(*routeInfo)
 	s.mux.ServeHTTP(&unmatchedWriter{ResponseWriter: w, info: info}, r)
+}
+
+// bodyLimit is the body limit of the normalised path p: its own in
+// bodyLimits, the one of a pattern it matches, or the server's.
+func (s *Server) bodyLimit(p string) int64 {
+	if n, ok := s.bodyLimits[p]; ok {
+		return n
+	}
+	for pattern, n := range s.bodyLimits {
+		if ok, _ := path.Match(pattern, p); ok && strings.Contains(pattern, "*") {
+			return n
+		}
+	}
+	return s.MaxBodyBytes
 }
 
 // unmatchedWriter replaces the mux's plain-text 404 and 405 answers (written

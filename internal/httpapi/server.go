@@ -20,9 +20,11 @@ import (
 	"github.com/rallyhq/rally/internal/idem"
 	"github.com/rallyhq/rally/internal/leaderboard"
 	"github.com/rallyhq/rally/internal/message"
+	"github.com/rallyhq/rally/internal/milestone"
 	"github.com/rallyhq/rally/internal/minigame"
 	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
+	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/role"
 	"github.com/rallyhq/rally/internal/store"
 	"github.com/rallyhq/rally/internal/streak"
@@ -84,6 +86,10 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Leaderboards serves leaderboards and their standings.
 	Leaderboards *leaderboard.Service
+	// Referrals serves referral settings, programs and summaries.
+	Referrals *referral.Service
+	// Milestones serves milestones and members' progress toward them.
+	Milestones *milestone.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
 	// Realtime serves the live message stream (GET /v1/realtime).
@@ -110,8 +116,9 @@ type Server struct {
 	mux       *http.ServeMux // normalised paths
 	accessLog bool
 	handler   http.Handler
-	// bodyLimits raise the body limit of the routes (normalised paths) that
-	// take uploads.
+	// bodyLimits raise the body limit of the routes that take uploads,
+	// keyed by normalised path or by a path.Match pattern of one ("*" stands
+	// for one path segment).
 	bodyLimits map[string]int64
 }
 
@@ -156,5 +163,7 @@ func (s *Server) routes() {
 	s.redeemRoutes()
 	s.messagingRoutes()
 	s.leaderboardRoutes()
+	s.referralRoutes()
+	s.milestoneRoutes()
 	s.realtimeRoutes()
 }

@@ -102,7 +102,7 @@ func sniffImage(b []byte) string {
 		return "image/webp"
 	}
 	ct := http.DetectContentType(b)
-	if _, ok := blob.Extension(ct); ok {
+	if _, ok := blob.Extension(ct); ok && strings.HasPrefix(ct, "image/") {
 		return ct
 	}
 	return ""
@@ -154,7 +154,14 @@ func (s *Server) serveFile(c *call) error {
 		return err
 	}
 	h := c.w.Header()
-	h.Set("Content-Type", blob.ContentType(key))
+	ct := blob.ContentType(key)
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	if !strings.HasPrefix(ct, "image/") {
+		// Documents (badge proof PDFs) are downloaded, never shown in
+		// this origin.
+		h.Set("Content-Disposition", "attachment")
+	}
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("ETag", `"`+strings.TrimSuffix(key, key[strings.LastIndexByte(key, '.'):])+`"`)
 	http.ServeContent(c.w, c.r, "", st.ModTime(), fh)

@@ -31,7 +31,7 @@ func BenchmarkStandings(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := e.Clock.Now()
 	users := make([]string, members)
-	buckets := map[int64]int64{}
+	buckets, groups := map[int64]int64{}, map[int64]int64{}
 	for start := 0; start < members; start += batch {
 		var sb strings.Builder
 		sb.WriteString("INSERT INTO leaderboard_scores (leaderboard_id, period, user_id, score, reached_at) VALUES ")
@@ -45,6 +45,7 @@ func BenchmarkStandings(b *testing.B) {
 			users[i] = id.New(at)
 			score := int64(rng.ExpFloat64() * 5000)
 			buckets[leaderboard.Bucket(score)]++
+			groups[leaderboard.Group(leaderboard.Bucket(score))]++
 			args = append(args, board.ID, users[i], score, at.UnixMilli())
 		}
 		if _, err := e.App.DB.Exec(ctx, sb.String(), args...); err != nil {
@@ -56,6 +57,11 @@ func BenchmarkStandings(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	for g, n := range groups {
+		if _, err := e.App.DB.Exec(ctx, "INSERT INTO leaderboard_bucket_groups (leaderboard_id, period, grp, n) VALUES (?, 'a', ?, ?)", board.ID, g, n); err != nil {
+			b.Fatal(err)
+		}
+	}
 	settle := "PRAGMA wal_checkpoint(TRUNCATE)" // SQLite checkpoints bulk writes
 	if e.App.DB.Dialect == "postgres" {
 		settle = "VACUUM ANALYZE" // what autovacuum does after a bulk load: statistics and the visibility map
@@ -63,7 +69,7 @@ func BenchmarkStandings(b *testing.B) {
 	if _, err := e.App.DB.Exec(ctx, settle); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("seeded %d scores in %d buckets", members, len(buckets))
+	b.Logf("seeded %d scores in %d buckets, %d groups", members, len(buckets), len(groups))
 	svc := e.App.Leaderboards
 	q := leaderboard.StandingsQuery{TimeFilter: leaderboard.AllTime}
 	if os.Getenv("RALLY_BENCH_QUIET") != "" {

@@ -1,5 +1,8 @@
 package leaderboard
 
-// Bucket exposes the score histogram's bucket map to the benchmarks, which
-// seed scores with bulk inserts.
-var Bucket = bucket
+// Bucket and Group expose the score histogram's bucket and group maps to
+// the benchmarks, which seed scores with bulk inserts.
+var (
+	Bucket = bucket
+	Group  = group
+)

@@ -6,7 +6,8 @@
 // leaderboard_scores, updated by the XP and wallet hooks inside every award's
 // transaction, so ranks are live. A member's rank is one plus the members
 // strictly ahead (higher score, or the same score reached earlier): a sum over
-// a small score histogram (leaderboard_buckets) plus a range count inside the
+// a two-level score histogram (leaderboard_bucket_groups, leaderboard_buckets:
+// under a hundred index rows) plus a range count over the shorter side of the
 // member's own bucket, never a walk over the whole board.
 package leaderboard
 

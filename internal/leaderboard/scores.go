@@ -30,6 +30,17 @@ func bucket(s int64) int64 {
 	return shift*64 + s>>shift
 }
 
+// bucketsPerGroup is how many consecutive buckets form one group of the
+// histogram's second level: for scores of 128 and more, one group per power
+// of two of the score.
+const bucketsPerGroup = 64
+
+// group maps a bucket to its group: floor(b / 64), monotonic like bucket.
+func group(b int64) int64 { return b >> 6 }
+
+// groupTop is the highest bucket in group g.
+func groupTop(g int64) int64 { return g*bucketsPerGroup + bucketsPerGroup - 1 }
+
 // bucketTop is the highest score in bucket b.
 func bucketTop(b int64) int64 {
 	if b < 0 {
@@ -72,9 +83,22 @@ func (s *Service) WalletHook(ctx context.Context, tx *db.Tx, r wallet.LedgerRow)
 	return s.score(ctx, tx, RankCoins, r.CommunityID, r.UserID, r.Amount)
 }
 
+// bucketKey names one histogram row: a bucket of a period, or a group of
+// buckets when group is set.
 type bucketKey struct {
 	board, period string
+	group         bool
 	bucket        int64
+}
+
+// histogramDeltas are pending count changes of histogram rows.
+type histogramDeltas map[bucketKey]int64
+
+// count adds d scores to the bucket of score, and to its group.
+func (m histogramDeltas) count(board, period string, score, d int64) {
+	b := bucket(score)
+	m[bucketKey{board, period, false, b}] += d
+	m[bucketKey{board, period, true, group(b)}] += d
 }
 
 // score adds delta to the member's score in every current period of every
@@ -93,7 +117,7 @@ func (s *Service) score(ctx context.Context, tx *db.Tx, metric, communityID, use
 	}
 	now := s.d.Clock.Now()
 	ms := now.UnixMilli()
-	deltas := map[bucketKey]int64{}
+	deltas := histogramDeltas{}
 	for _, b := range boards {
 		if !b.Duration.window().contains(now) {
 			continue
@@ -112,16 +136,17 @@ func (s *Service) score(ctx context.Context, tx *db.Tx, metric, communityID, use
 				return fmt.Errorf("write score: %w", err)
 			}
 			if existed {
-				deltas[bucketKey{b.ID, p.Key, bucket(old)}]--
+				deltas.count(b.ID, p.Key, old, -1)
 			}
-			deltas[bucketKey{b.ID, p.Key, bucket(old + delta)}]++
+			deltas.count(b.ID, p.Key, old+delta, 1)
 		}
 	}
 	return applyBuckets(ctx, tx, deltas)
 }
 
-// applyBuckets writes bucket count changes in key order.
-func applyBuckets(ctx context.Context, tx *db.Tx, deltas map[bucketKey]int64) error {
+// applyBuckets writes histogram count changes in key order (every bucket
+// row before every group row).
+func applyBuckets(ctx context.Context, tx *db.Tx, deltas histogramDeltas) error {
 	keys := make([]bucketKey, 0, len(deltas))
 	for k, d := range deltas {
 		if d != 0 {
@@ -129,6 +154,12 @@ func applyBuckets(ctx context.Context, tx *db.Tx, deltas map[bucketKey]int64) er
 		}
 	}
 	slices.SortFunc(keys, func(a, b bucketKey) int {
+		if a.group != b.group {
+			if b.group {
+				return -1
+			}
+			return 1
+		}
 		if c := strings.Compare(a.board, b.board); c != 0 {
 			return c
 		}
@@ -138,9 +169,13 @@ func applyBuckets(ctx context.Context, tx *db.Tx, deltas map[bucketKey]int64) er
 		return int(max(min(a.bucket-b.bucket, 1), -1))
 	})
 	for _, k := range keys {
-		if _, err := tx.Exec(ctx, `INSERT INTO leaderboard_buckets (leaderboard_id, period, bucket, n) VALUES (?, ?, ?, ?)
-			ON CONFLICT (leaderboard_id, period, bucket) DO UPDATE SET n = leaderboard_buckets.n + excluded.n`,
-			k.board, k.period, k.bucket, deltas[k]); err != nil {
+		q := `INSERT INTO leaderboard_buckets (leaderboard_id, period, bucket, n) VALUES (?, ?, ?, ?)
+			ON CONFLICT (leaderboard_id, period, bucket) DO UPDATE SET n = leaderboard_buckets.n + excluded.n`
+		if k.group {
+			q = `INSERT INTO leaderboard_bucket_groups (leaderboard_id, period, grp, n) VALUES (?, ?, ?, ?)
+			ON CONFLICT (leaderboard_id, period, grp) DO UPDATE SET n = leaderboard_bucket_groups.n + excluded.n`
+		}
+		if _, err := tx.Exec(ctx, q, k.board, k.period, k.bucket, deltas[k]); err != nil {
 			return fmt.Errorf("write score bucket: %w", err)
 		}
 	}
@@ -185,7 +220,8 @@ func (b Leaderboard) periods(t time.Time) []period {
 // the records of the metric: the gamification log for XP, the wallet
 // ledger for coins (the lifetime totals when the run is unbounded).
 func (s *Service) rebuild(ctx context.Context, tx *db.Tx, b Leaderboard) error {
-	for _, q := range []string{"DELETE FROM leaderboard_buckets WHERE leaderboard_id = ?", "DELETE FROM leaderboard_scores WHERE leaderboard_id = ?"} {
+	for _, q := range []string{"DELETE FROM leaderboard_buckets WHERE leaderboard_id = ?", "DELETE FROM leaderboard_bucket_groups WHERE leaderboard_id = ?",
+		"DELETE FROM leaderboard_scores WHERE leaderboard_id = ?"} {
 		if _, err := tx.Exec(ctx, q, b.ID); err != nil {
 			return fmt.Errorf("clear scores: %w", err)
 		}
@@ -237,14 +273,14 @@ func rebuildBuckets(ctx context.Context, tx *db.Tx, board, periodKey string) err
 	if err != nil {
 		return fmt.Errorf("count scores: %w", err)
 	}
-	counts := map[bucketKey]int64{}
+	counts := histogramDeltas{}
 	for rows.Next() {
 		var score, n int64
 		if err := rows.Scan(&score, &n); err != nil {
 			rows.Close()
 			return fmt.Errorf("count scores: %w", err)
 		}
-		counts[bucketKey{board, periodKey, bucket(score)}] += n
+		counts.count(board, periodKey, score, n)
 	}
 	if err := rows.Err(); err != nil {
 		rows.Close()

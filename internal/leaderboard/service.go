@@ -277,7 +277,7 @@ func (s *Service) Delete(ctx context.Context, communityID, ref string) (Leaderbo
 		if b.IsDefault {
 			return errs.Conflictf("The default leaderboard cannot be deleted.")
 		}
-		for _, q := range []string{"DELETE FROM leaderboard_buckets WHERE leaderboard_id = ?",
+		for _, q := range []string{"DELETE FROM leaderboard_buckets WHERE leaderboard_id = ?", "DELETE FROM leaderboard_bucket_groups WHERE leaderboard_id = ?",
 			"DELETE FROM leaderboard_scores WHERE leaderboard_id = ?", "DELETE FROM leaderboards WHERE id = ?"} {
 			if _, err := tx.Exec(ctx, q, b.ID); err != nil {
 				return fmt.Errorf("delete leaderboard: %w", err)

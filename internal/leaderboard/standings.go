@@ -241,41 +241,73 @@ func (sc *scope) where() (string, []any) {
 	return w, args
 }
 
-// count runs a COUNT over ranked rows matching cond.
-func (sc *scope) count(ctx context.Context, cond string, args ...any) (int64, error) {
-	w, wargs := sc.where()
-	var n int64
-	err := sc.s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ?"+cond+w,
-		append(append([]any{sc.b.ID, sc.period}, args...), wargs...)...).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count standings: %w", err)
-	}
-	return n, nil
-}
-
-// aboveSQL is a scalar SQL expression counting ranked members with a score
-// strictly above score. Without a rank audience it adds the histogram
-// buckets above score's bucket to a range count inside that bucket, minus
-// deleted members above (few), so it never walks the board.
-func (sc *scope) aboveSQL(score int64) (string, []any) {
+// aheadSQL is a scalar SQL expression counting the ranked members ahead of
+// a rank key: with tie nil, those with a score strictly above score; with
+// tie (a member's row at score), also those with the same score reached
+// earlier (then the lower _id).
+//
+// Without a rank audience it never walks the board: the histogram gives
+// the scores in buckets above score's bucket (groups above its group plus
+// buckets above it in the group: under a hundred index rows), one range
+// count over the rank index covers the part of score's own bucket that is
+// ahead (or, when score sits in the bucket's lower half, the part that is
+// not, subtracted from the bucket's count: the shorter side), and the few
+// deleted members ahead are subtracted.
+func (sc *scope) aheadSQL(score int64, tie *row) (string, []any) {
 	if sc.positive && score < 0 {
 		score = 0
 	}
+	const count = "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ?"
+	var earlier, notEarlier string
+	var tieArgs []any
+	if tie != nil {
+		earlier = " AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))"
+		notEarlier = " AND s.score = ? AND (s.reached_at > ? OR (s.reached_at = ? AND s.user_id >= ?))"
+		tieArgs = []any{score, tie.reached, tie.reached, tie.user}
+	}
 	if sc.restricted {
 		w, args := sc.where()
-		return "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ? AND s.score > ?" + w + ")",
-			append([]any{sc.b.ID, sc.period, score}, args...)
+		q := count + " AND s.score > ?" + w + ")"
+		out := append([]any{sc.b.ID, sc.period, score}, args...)
+		if tie != nil {
+			q += " + " + count + earlier + w + ")"
+			out = append(append(append(out, sc.b.ID, sc.period), tieArgs...), args...)
+		}
+		return "(" + q + ")", out
 	}
 	b := bucket(score)
-	return `((SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ?)
-		+ (SELECT COUNT(*) FROM leaderboard_scores WHERE leaderboard_id = ? AND period = ? AND score > ? AND score <= ?)
-		- ` + deletedSQL + " AND s.score > ?))", []any{sc.b.ID, sc.period, b, sc.b.ID, sc.period, score, bucketTop(b),
-			sc.b.CommunityID, sc.b.ID, sc.period, score}
+	q := `((SELECT COALESCE(SUM(n), 0) FROM leaderboard_bucket_groups WHERE leaderboard_id = ? AND period = ? AND grp > ?)
+		+ (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket > ? AND bucket <= ?)`
+	args := []any{sc.b.ID, sc.period, group(b), sc.b.ID, sc.period, b, groupTop(group(b))}
+	top, bottom := bucketTop(b), bucketBottom(b)
+	switch {
+	case top-score <= score-bottom && tie == nil:
+		q += " + " + count + " AND s.score > ? AND s.score <= ?)"
+		args = append(args, sc.b.ID, sc.period, score, top)
+	case top-score <= score-bottom:
+		q += " + " + count + " AND s.score > ? AND s.score <= ?) + " + count + earlier + ")"
+		args = append(append(args, sc.b.ID, sc.period, score, top, sc.b.ID, sc.period), tieArgs...)
+	case tie == nil:
+		q += " + (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket = ?) - " +
+			count + " AND s.score >= ? AND s.score <= ?)"
+		args = append(args, sc.b.ID, sc.period, b, sc.b.ID, sc.period, bottom, score)
+	default:
+		q += " + (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ? AND bucket = ?) - " +
+			count + " AND s.score >= ? AND s.score < ?) - " + count + notEarlier + ")"
+		args = append(append(args, sc.b.ID, sc.period, b, sc.b.ID, sc.period, bottom, score, sc.b.ID, sc.period), tieArgs...)
+	}
+	q += " - " + deletedSQL + " AND (s.score > ?"
+	args = append(args, sc.b.CommunityID, sc.b.ID, sc.period, score)
+	if tie != nil {
+		q += " OR (s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?)))"
+		args = append(args, tieArgs...)
+	}
+	return q + ")))", args
 }
 
 // above counts ranked members with a score strictly above score.
 func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
-	q, args := sc.aboveSQL(score)
+	q, args := sc.aheadSQL(score, nil)
 	var n int64
 	if err := sc.s.d.DB.QueryRow(ctx, "SELECT "+q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count standings: %w", err)
@@ -290,20 +322,15 @@ func (sc *scope) above(ctx context.Context, score int64) (int64, error) {
 const deletedSQL = `(SELECT COUNT(*) FROM members m CROSS JOIN leaderboard_scores s
 		WHERE m.community_id = ? AND m.deleted_at IS NOT NULL AND s.leaderboard_id = ? AND s.period = ? AND s.user_id = m.user_id`
 
-// realRank is the rank of r among members: one plus those with a higher
-// score, or the same score reached earlier (then the lower _id), in one
-// query.
-func (sc *scope) realRank(ctx context.Context, r row) (int64, error) {
-	above, args := sc.aboveSQL(r.score)
-	w, wargs := sc.where()
-	var n int64
-	err := sc.s.d.DB.QueryRow(ctx, "SELECT 1 + "+above+` + (SELECT COUNT(*) FROM leaderboard_scores s
-		WHERE s.leaderboard_id = ? AND s.period = ? AND s.score = ? AND (s.reached_at < ? OR (s.reached_at = ? AND s.user_id < ?))`+w+")",
-		append(append(args, sc.b.ID, sc.period, r.score, r.reached, r.reached, r.user), wargs...)...).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("rank member: %w", err)
+// rankAndTotal returns the rank of r among members (one plus those ahead
+// of it) and the ranked entries' total, in one query.
+func (sc *scope) rankAndTotal(ctx context.Context, r row) (rank, total int64, err error) {
+	ahead, args := sc.aheadSQL(r.score, &r)
+	all, targs := sc.totalSQL()
+	if err := sc.s.d.DB.QueryRow(ctx, "SELECT 1 + "+ahead+", "+all, append(args, targs...)...).Scan(&rank, &total); err != nil {
+		return 0, 0, fmt.Errorf("rank member: %w", err)
 	}
-	return n, nil
+	return rank, sc.adjustTotal(total), nil
 }
 
 // dummiesAbove counts shown dummy users with a score above score.
@@ -317,24 +344,40 @@ func (sc *scope) dummiesAbove(score int64) int64 {
 	return n
 }
 
-// total counts the ranked entries, dummy users included.
-func (sc *scope) total(ctx context.Context) (int64, error) {
-	var n int64
-	var err error
-	if sc.restricted || sc.positive {
-		n, err = sc.count(ctx, "")
-	} else {
-		err = sc.s.d.DB.QueryRow(ctx, "SELECT (SELECT COALESCE(SUM(n), 0) FROM leaderboard_buckets WHERE leaderboard_id = ? AND period = ?) - "+
-			deletedSQL+")", sc.b.ID, sc.period, sc.b.CommunityID, sc.b.ID, sc.period).Scan(&n)
+// totalSQL is a scalar SQL expression counting the ranked members. Without
+// a rank audience it reads the histogram's groups (positive scores only:
+// the members above 0).
+func (sc *scope) totalSQL() (string, []any) {
+	switch {
+	case sc.restricted:
+		w, args := sc.where()
+		return "(SELECT COUNT(*) FROM leaderboard_scores s WHERE s.leaderboard_id = ? AND s.period = ?" + w + ")",
+			append([]any{sc.b.ID, sc.period}, args...)
+	case sc.positive:
+		return sc.aheadSQL(0, nil)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("count standings: %w", err)
-	}
+	return "((SELECT COALESCE(SUM(n), 0) FROM leaderboard_bucket_groups WHERE leaderboard_id = ? AND period = ?) - " + deletedSQL + "))",
+		[]any{sc.b.ID, sc.period, sc.b.CommunityID, sc.b.ID, sc.period}
+}
+
+// adjustTotal turns the ranked members' count into the entries' total:
+// dummy users included, at most topRankLimit when only the top is shown.
+func (sc *scope) adjustTotal(n int64) int64 {
 	n += int64(len(sc.dummies))
 	if sc.topOnly > 0 && n > sc.topOnly {
 		n = sc.topOnly
 	}
-	return n, nil
+	return n
+}
+
+// total counts the ranked entries, dummy users included.
+func (sc *scope) total(ctx context.Context) (int64, error) {
+	q, args := sc.totalSQL()
+	var n int64
+	if err := sc.s.d.DB.QueryRow(ctx, "SELECT "+q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count standings: %w", err)
+	}
+	return sc.adjustTotal(n), nil
 }
 
 // rows reads ranked rows matching cond in order, with limit and offset.
@@ -463,21 +506,23 @@ func (s *Service) Position(ctx context.Context, communityID, ref, userID string,
 	if err != nil {
 		return Position{}, err
 	}
-	total, err := sc.total(ctx)
+	mine, err := sc.rows(ctx, " AND s.user_id = ?", "s.user_id", 1, 0, userID)
+	if err != nil {
+		return Position{}, err
+	}
+	if len(mine) == 0 {
+		if sc.view.Total, err = sc.total(ctx); err != nil {
+			return Position{}, err
+		}
+		return Position{View: sc.view, Above: []Entry{}, Below: []Entry{}}, nil
+	}
+	me := mine[0]
+	rank, total, err := sc.rankAndTotal(ctx, me)
 	if err != nil {
 		return Position{}, err
 	}
 	sc.view.Total = total
 	out := Position{View: sc.view, Above: []Entry{}, Below: []Entry{}}
-	mine, err := sc.rows(ctx, " AND s.user_id = ?", "s.user_id", 1, 0, userID)
-	if err != nil || len(mine) == 0 {
-		return out, err
-	}
-	me := mine[0]
-	rank, err := sc.realRank(ctx, me)
-	if err != nil {
-		return Position{}, err
-	}
 	var up, down []row
 	if n := q.Around + len(sc.dummies); n > 0 {
 		keys := []any{me.score, me.score, me.reached, me.reached, me.user}

@@ -123,6 +123,20 @@ type ServiceDeps struct {
 	// Mail queues the welcome message Create New User's sendEmail and
 	// emailPassword ask for; nil sends none (the event is still written).
 	Mail Mailer
+	// Referrals resolves a new user's referral value through the
+	// community's referral mapping and records the referral; nil matches
+	// the referrer's externalId, username or numeric id only.
+	Referrals Referrals
+}
+
+// Referrals resolves and records referrals (the referral service).
+type Referrals interface {
+	// ReferrerTx returns the member value names, or "" with final set when
+	// no other identifier may be tried, or "" unset to try externalId,
+	// username and numeric id.
+	ReferrerTx(ctx context.Context, tx *db.Tx, communityID, value string) (userID string, final bool, err error)
+	// RecordTx records that referrerID referred the new member refereeID.
+	RecordTx(ctx context.Context, tx *db.Tx, communityID, refereeID, referrerID, value string) error
 }
 
 // Mailer queues an email inside the caller's transaction (mail.Mailer).
@@ -334,6 +348,11 @@ func (s *Service) Create(ctx context.Context, communityID string, in CreateInput
 				return err
 			}
 		}
+		if referrer != "" && s.d.Referrals != nil {
+			if err := s.d.Referrals.RecordTx(ctx, tx, communityID, u.ID, referrer, *in.Referral); err != nil {
+				return err
+			}
+		}
 		if in.SendEmail || in.EmailPassword {
 			if err := s.d.Events.Append(ctx, tx, communityID, "user.welcome.requested", map[string]any{
 				"userId": u.ID, "id": u.NumID, "username": u.Username, "email": u.Email, "communityId": communityID,
@@ -372,9 +391,21 @@ func (s *Service) welcomeTx(ctx context.Context, tx *db.Tx, communityID string, 
 }
 
 // findReferrerTx resolves a referral value to a live member of community:
-// by externalId, then username, then numeric id. Unknown values are Invalid
-// naming referral.
+// through the community's referral mapping (Referrals), then, unless the
+// mapping forbids it, by externalId, then username, then numeric id.
+// Unknown values are Invalid naming referral.
 func (s *Service) findReferrerTx(ctx context.Context, tx *db.Tx, communityID, ref string) (string, error) {
+	if s.d.Referrals != nil {
+		userID, final, err := s.d.Referrals.ReferrerTx(ctx, tx, communityID, ref)
+		if err != nil || userID != "" {
+			return userID, err
+		}
+		if final {
+			var v errs.Validator
+			v.Add("referral", "matches no member of this community")
+			return "", v.Err()
+		}
+	}
 	var userID string
 	err := tx.QueryRow(ctx, `SELECT m.user_id FROM members m JOIN users u ON u.id = m.user_id
 		WHERE m.community_id = ? AND m.deleted_at IS NULL AND (m.external_id = ? OR u.username_key = ? OR u.seq = ?)
