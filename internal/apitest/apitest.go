@@ -96,11 +96,15 @@ func NewWith(t testing.TB, tune func(*config.Config)) *Env {
 	if err := a.Queue.Start(ctx); err != nil {
 		t.Fatalf("start queue: %v", err)
 	}
+	if err := a.Realtime.Start(ctx); err != nil {
+		t.Fatalf("start realtime hub: %v", err)
+	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() {
-		srv.Close()
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		_ = a.Realtime.Stop(stopCtx)
+		srv.Close()
 		_ = a.Queue.Stop(stopCtx)
 		a.Close()
 	})

@@ -36,6 +36,7 @@ import (
 	"github.com/rallyhq/rally/internal/metric"
 	"github.com/rallyhq/rally/internal/milestone"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/role"
@@ -104,6 +105,8 @@ type App struct {
 	// Channels and Messages hold channels and messaging.
 	Channels *channel.Service
 	Messages *message.Service
+	// Realtime is the live message stream's hub; Serve starts and stops it.
+	Realtime *realtime.Hub
 	// Applied lists the migrations Open applied.
 	Applied []string
 
@@ -231,6 +234,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},
 		CheckPassword: auth.CheckPasswordStrength, HashPassword: auth.HashPassword, Mail: a.Mail, Referrals: a.Referrals})
 	a.Badges = badge.NewService(badge.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, XP: a.XP, Files: a.Files})
+	a.Realtime = realtime.New(realtime.Deps{DB: a.DB, Outbox: a.Outbox, Access: a.Messages, Logger: a.Log.With("component", "realtime"),
+		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer,
+			PermissionTTL: a.Config.RealtimePermissionTTL}})
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.handler = httpapi.New(httpapi.Deps{
@@ -243,7 +249,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		UserStore: a.Users, Streaks: a.Streaks, MiniGames: a.MiniGames,
 		Badges: a.Badges,
 		Redeem: a.Redeem, Channels: a.Channels, Messages: a.Messages,
-		Leaderboards: a.Leaderboards, Referrals: a.Referrals, Milestones: a.Milestones,
+		Leaderboards: a.Leaderboards, Referrals: a.Referrals, Milestones: a.Milestones, Realtime: a.Realtime,
 	})
 	return nil
 }
@@ -276,12 +282,15 @@ func (a *App) EnsureAdminKey(ctx context.Context) error {
 
 // Serve runs the HTTP server and the background workers until ctx ends, then
 // shuts down: stop accepting, let in-flight requests finish (bounded by
-// ShutdownTimeout), stop the workers.
+// ShutdownTimeout), close live-stream connections, stop the workers.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.EnsureAdminKey(ctx); err != nil {
 		return err
 	}
 	if err := a.Queue.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.Realtime.Start(ctx); err != nil {
 		return err
 	}
 	srv := &http.Server{
@@ -305,6 +314,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		serveErr = errors.Join(serveErr, fmt.Errorf("http shutdown: %w", err))
+	}
+	// WebSockets were hijacked from the HTTP server, which does not wait
+	// for them: the hub closes them with 1001 (going away).
+	if err := a.Realtime.Stop(shutCtx); err != nil {
+		serveErr = errors.Join(serveErr, err)
 	}
 	if err := a.Queue.Stop(shutCtx); err != nil {
 		serveErr = errors.Join(serveErr, err)

@@ -44,6 +44,17 @@ type Config struct {
 	// first X-Forwarded-For entry (RALLY_TRUST_PROXY); set it only behind a
 	// proxy that overwrites that header.
 	TrustProxy bool
+	// RealtimePing is how often live-stream connections are pinged; one
+	// that does not answer within it is closed (RALLY_REALTIME_PING,
+	// default 30s).
+	RealtimePing time.Duration
+	// RealtimeBuffer is how many frames may wait for a slow live-stream
+	// client before it is dropped (RALLY_REALTIME_BUFFER, default 256).
+	RealtimeBuffer int
+	// RealtimePermissionTTL bounds how long a live-stream connection reuses
+	// a read-permission answer when no permission change was recorded
+	// (RALLY_REALTIME_PERMISSION_TTL, default 1s).
+	RealtimePermissionTTL time.Duration
 }
 
 // Default is the configuration with no flags and no environment.
@@ -83,6 +94,27 @@ func FromEnv() (Config, error) {
 			return c, fmt.Errorf("RALLY_MAX_BODY_BYTES: want a positive integer, got %q", v)
 		}
 		c.MaxBodyBytes = n
+	}
+	if v, ok := os.LookupEnv("RALLY_REALTIME_PING"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("RALLY_REALTIME_PING: want a positive duration such as 30s, got %q", v)
+		}
+		c.RealtimePing = d
+	}
+	if v, ok := os.LookupEnv("RALLY_REALTIME_PERMISSION_TTL"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("RALLY_REALTIME_PERMISSION_TTL: want a positive duration such as 1s, got %q", v)
+		}
+		c.RealtimePermissionTTL = d
+	}
+	if v, ok := os.LookupEnv("RALLY_REALTIME_BUFFER"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("RALLY_REALTIME_BUFFER: want a positive integer, got %q", v)
+		}
+		c.RealtimeBuffer = n
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package event
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -267,17 +268,63 @@ func (d *Dispatcher) Sweep(ctx context.Context) error {
 		if passed <= 0 {
 			continue
 		}
-		res, err := d.db.Exec(ctx, "DELETE FROM events WHERE community_id = ? AND seq <= ? AND occurred_at < ?", community, passed, cutoff)
+		n, err := d.prune(ctx, community, passed, cutoff)
 		if err != nil {
 			return fmt.Errorf("sweep events: prune %s: %w", community, err)
 		}
-		n, _ := res.RowsAffected()
 		pruned += n
 	}
 	if len(lagging) > 0 || pruned > 0 {
 		d.log.InfoContext(ctx, "event sweep", "redispatched", len(lagging), "pruned", pruned)
 	}
 	return nil
+}
+
+// prune deletes the community's events up to seq passed that occurred before
+// cutoff, and raises the community's horizon (event_horizons) to the highest
+// sequence it deleted, so a reader resuming from an older sequence learns
+// that events it missed are gone (see Horizon).
+func (d *Dispatcher) prune(ctx context.Context, community string, passed, cutoff int64) (int64, error) {
+	var n int64
+	err := d.db.Tx(ctx, func(tx *db.Tx) error {
+		var top sql.NullInt64
+		if err := tx.QueryRow(ctx, "SELECT MAX(seq) FROM events WHERE community_id = ? AND seq <= ? AND occurred_at < ?",
+			community, passed, cutoff).Scan(&top); err != nil {
+			return fmt.Errorf("find prunable events: %w", err)
+		}
+		if !top.Valid {
+			return nil
+		}
+		res, err := tx.Exec(ctx, "DELETE FROM events WHERE community_id = ? AND seq <= ? AND occurred_at < ?", community, top.Int64, cutoff)
+		if err != nil {
+			return fmt.Errorf("delete events: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("delete events: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO event_horizons (community_id, pruned_seq) VALUES (?, ?)
+			ON CONFLICT (community_id) DO UPDATE SET pruned_seq = CASE WHEN excluded.pruned_seq > event_horizons.pruned_seq
+			THEN excluded.pruned_seq ELSE event_horizons.pruned_seq END`, community, top.Int64); err != nil {
+			return fmt.Errorf("raise event horizon: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Horizon returns the highest outbox sequence of communityID whose event may
+// have been pruned (0 when none was): a reader that has seen the community's
+// events up to seq s missed nothing that is gone when s >= Horizon.
+func Horizon(ctx context.Context, d *db.DB, communityID string) (int64, error) {
+	var h int64
+	err := d.QueryRow(ctx, "SELECT pruned_seq FROM event_horizons WHERE community_id = ?", communityID).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read event horizon of %s: %w", communityID, err)
+	}
+	return h, nil
 }
 
 // communityHeads returns each community's newest outbox sequence number.

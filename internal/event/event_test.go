@@ -456,9 +456,13 @@ func TestSweepRedispatchesAndPrunes(t *testing.T) {
 	}
 
 	// Old enough, but "slow" has not passed them: kept.
+	oldA, oldB := count(t, r.d, "SELECT MAX(seq) FROM events WHERE community_id = ?", "cA"), count(t, r.d, "SELECT MAX(seq) FROM events WHERE community_id = ?", "cB")
 	r.clock.Advance(event.DefaultRetention + time.Hour)
 	if err := r.disp.Sweep(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if h, err := event.Horizon(ctx, r.d, "cA"); err != nil || h != 0 {
+		t.Fatalf("horizon before any pruning = %d, %v", h, err)
 	}
 	if n := count(t, r.d, "SELECT COUNT(*) FROM events"); n != 2 {
 		t.Fatalf("sweep pruned undelivered events: %d left, want 2", n)
@@ -481,6 +485,12 @@ func TestSweepRedispatchesAndPrunes(t *testing.T) {
 	}
 	if n := count(t, r.d, "SELECT COUNT(*) FROM events"); n != 1 {
 		t.Fatalf("%d events left after pruning, want the recent one", n)
+	}
+	// The horizons say how far each community was pruned.
+	for c, want := range map[string]int64{"cA": int64(oldA), "cB": int64(oldB)} {
+		if h, err := event.Horizon(ctx, r.d, c); err != nil || h != want {
+			t.Fatalf("horizon of %s = %d, %v; want %d", c, h, err, want)
+		}
 	}
 	if n := count(t, r.d, "SELECT COUNT(*) FROM river_job"); n != 0 {
 		t.Fatalf("sweep enqueued %d jobs with nothing pending", n)

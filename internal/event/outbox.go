@@ -39,6 +39,22 @@ type Outbox struct {
 	mu       sync.Mutex
 	queued   map[string]bool
 	coalesce bool
+	// committed are told, after commit, which community got new events.
+	committed []func(communityID string)
+}
+
+// NotifyChannel is the PostgreSQL NOTIFY channel Append signals on, with the
+// community id as payload, when its transaction commits: other Rally nodes
+// LISTEN on it to see new events at once (the realtime stream).
+const NotifyChannel = "rally_events"
+
+// OnCommit registers f to be called, in this process, after every
+// transaction that appended an event commits, with the event's community.
+// f must not block: it runs on the committing goroutine.
+func (o *Outbox) OnCommit(f func(communityID string)) {
+	o.mu.Lock()
+	o.committed = append(o.committed, f)
+	o.mu.Unlock()
 }
 
 // NewOutbox returns an outbox.
@@ -91,6 +107,9 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
+	if err := o.signal(ctx, tx, communityID); err != nil {
+		return fmt.Errorf("append event %s: %w", typ, err)
+	}
 	// On SQLite (one process, one writer) a dispatch job that is committed
 	// but not started covers this event too: its delivery transaction can
 	// only begin after this one commits. So one job serves a burst of
@@ -115,6 +134,29 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 			o.mu.Lock()
 			o.queued[communityID] = true
 			o.mu.Unlock()
+		})
+	}
+	return nil
+}
+
+// signal arranges for the commit of tx to be announced: to this process's
+// OnCommit listeners and, on PostgreSQL, to every node through NOTIFY
+// (delivered at commit, never on rollback; repeats within a transaction are
+// folded into one by PostgreSQL).
+func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string) error {
+	if tx.Dialect() == db.Postgres {
+		if _, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", NotifyChannel, communityID); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	o.mu.Lock()
+	hooks := o.committed
+	o.mu.Unlock()
+	if len(hooks) > 0 {
+		tx.AfterCommit(func() {
+			for _, f := range hooks {
+				f(communityID)
+			}
 		})
 	}
 	return nil

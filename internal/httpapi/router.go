@@ -157,6 +157,12 @@ type access struct {
 	grants    []string
 	// legacyHeader lets the key come in x-api-key (legacy system routes).
 	legacyHeader bool
+	// queryToken also takes a session token or user API key from the token
+	// query parameter, for clients that cannot set headers (browsers opening
+	// a WebSocket). Community and platform keys are refused there: a URL
+	// ends up in logs and histories, and those keys act for a whole
+	// community.
+	queryToken bool
 }
 
 func public() access             { return access{public: true} }
@@ -186,6 +192,9 @@ func (a access) orUserKeys(perm ...string) access {
 // orPlatform also accepts the platform-admin key.
 func (a access) orPlatform() access { a.platform = true; return a }
 
+// orQueryToken also takes member credentials in the token query parameter.
+func (a access) orQueryToken() access { a.queryToken = true; return a }
+
 // legacy lets the key come in the x-api-key header.
 func (a access) legacy() access { a.legacyHeader = true; return a }
 
@@ -200,6 +209,11 @@ type call struct {
 	key auth.Key
 	// session is the signed-in user, when a session token was sent.
 	session *auth.Session
+	// secret is the credential that authenticated the call; viaCookie and
+	// viaQuery say it came in the session cookie or the token parameter.
+	secret    string
+	viaCookie bool
+	viaQuery  bool
 }
 
 // handle registers pattern (method and path, no prefix) for family f,
@@ -285,9 +299,15 @@ func (s *Server) authorise(c *call, a access) error {
 		return nil
 	}
 	secret := credential(c.r, a.legacyHeader)
+	if secret == "" && a.queryToken {
+		secret = strings.TrimSpace(c.r.URL.Query().Get("token"))
+		c.viaQuery = secret != ""
+	}
 	if secret == "" && a.userToken {
 		secret = sessionCookie(c.r)
+		c.viaCookie = secret != ""
 	}
+	c.secret = secret
 	if secret == "" {
 		return errs.Unauthenticatedf("Missing credentials: send Authorization: Bearer <key or token>.")
 	}
@@ -299,6 +319,9 @@ func (s *Server) authorise(c *call, a access) error {
 		return err
 	}
 	c.key = k
+	if c.viaQuery && k.Kind != auth.KindUser {
+		return errs.Unauthenticatedf("Only session tokens and user API keys may be sent in the token parameter; send this key in Authorization: Bearer.")
+	}
 	switch k.Kind {
 	case auth.KindPlatform:
 		if !a.platform {

@@ -22,6 +22,7 @@ import (
 	"github.com/rallyhq/rally/internal/message"
 	"github.com/rallyhq/rally/internal/milestone"
 	"github.com/rallyhq/rally/internal/minigame"
+	"github.com/rallyhq/rally/internal/realtime"
 	"github.com/rallyhq/rally/internal/redeem"
 	"github.com/rallyhq/rally/internal/referral"
 	"github.com/rallyhq/rally/internal/role"
@@ -91,6 +92,8 @@ type Deps struct {
 	Milestones *milestone.Service
 	// AccessLog writes one log line per request when true.
 	AccessLog bool
+	// Realtime serves the live message stream (GET /v1/realtime).
+	Realtime *realtime.Hub
 }
 
 // Sessions verifies session tokens (JWTs) of signed-in users.
@@ -164,4 +167,5 @@ func (s *Server) routes() {
 	s.leaderboardRoutes()
 	s.referralRoutes()
 	s.milestoneRoutes()
+	s.realtimeRoutes()
 }

@@ -361,3 +361,38 @@ func CounterColumn(field string) (string, bool) {
 	}
 	return "COALESCE((SELECT mc." + col + " FROM message_counters mc WHERE mc.community_id = m.community_id AND mc.user_id = m.user_id), 0)", true
 }
+
+// CanRead reports whether the actor may read the messages of channelID: nil
+// when it may, a NotFound error when the channel is not a live channel of
+// the actor's community, a Forbidden one when the actor may not see it. A
+// community key reads every live channel; a member reads what its roles and
+// the channel's overrides let it see (a private DM: its two participants
+// only), and a user key only the channels it is limited to.
+func (s *Service) CanRead(ctx context.Context, a Actor, channelID string) error {
+	c, err := s.liveChannel(ctx, a.CommunityID, channelID)
+	if err != nil || a.Partner {
+		return err
+	}
+	m, err := s.actor(ctx, a)
+	if err != nil {
+		return err
+	}
+	ac, err := s.channelAccess(ctx, a, m, c)
+	if err != nil {
+		return err
+	}
+	if !ac.view {
+		return errs.Forbiddenf("You cannot see this channel.")
+	}
+	return nil
+}
+
+// Member returns the acting member of a (a user key's or session's owner),
+// as messages show their author.
+func (s *Service) Member(ctx context.Context, a Actor) (Author, error) {
+	m, err := s.actor(ctx, a)
+	if err != nil {
+		return Author{}, err
+	}
+	return m.author(), nil
+}
