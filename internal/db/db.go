@@ -43,6 +43,9 @@ type DB struct {
 
 	rebound sync.Map // query text -> query with $n placeholders
 	stmts   sync.Map // query text -> *sql.Stmt prepared on Reader
+	// wstmts holds statements prepared on the SQLite writer (query text ->
+	// *sql.Stmt), which transactions reuse: see Tx.stmt.
+	wstmts writeStmts
 }
 
 // Open connects to the database named by dsn: sqlite:///path/to/file.db or
@@ -105,6 +108,10 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres %s: %w", redact(dsn), err)
 	}
 	sqldb := stdlib.OpenDBFromPool(pool)
+	// Keep as many idle connections as the pool holds: a connection
+	// database/sql closes goes back to the pool, but the statements
+	// prepared on it (readStmt) are prepared again on its next use.
+	sqldb.SetMaxIdleConns(int(cfg.MaxConns))
 	return &DB{Dialect: Postgres, Writer: sqldb, Reader: sqldb, Pool: pool}, nil
 }
 
@@ -115,6 +122,7 @@ func (d *DB) Close() error {
 		errsOut = append(errsOut, v.(*sql.Stmt).Close())
 		return true
 	})
+	errsOut = append(errsOut, d.wstmts.close())
 	if d.Reader != d.Writer {
 		errsOut = append(errsOut, d.Reader.Close())
 	}

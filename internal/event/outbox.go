@@ -33,25 +33,50 @@ type OutboxDeps struct {
 type Outbox struct {
 	clock clock.Clock
 	queue *jobs.Queue
-	// queued holds the communities with a dispatch job committed by this
-	// process that has not started yet (SQLite only, and only once a
-	// Dispatcher reports job starts: see Append).
+	// On SQLite, once a Dispatcher has set coalesce, the outbox keeps one
+	// dispatch job per community alive instead of inserting one per
+	// transaction (see Append). active holds the communities with such a
+	// job inserted by this process, queued or running; dirty those where
+	// events were appended since that job last began to drain.
 	mu       sync.Mutex
-	queued   map[string]bool
+	active   map[string]bool
+	dirty    map[string]bool
 	coalesce bool
 }
 
 // NewOutbox returns an outbox.
 func NewOutbox(deps OutboxDeps) *Outbox {
-	return &Outbox{clock: deps.Clock, queue: deps.Queue, queued: map[string]bool{}}
+	return &Outbox{clock: deps.Clock, queue: deps.Queue, active: map[string]bool{}, dirty: map[string]bool{}}
 }
 
-// started forgets that a dispatch job for communityID is waiting: the job
-// that is starting now delivers every event committed before its first
-// transaction.
-func (o *Outbox) started(communityID string) {
+// draining is called by a dispatch job of communityID before each pass
+// over the community's events: appends made so far are covered by the
+// pass, since its transactions begin after theirs end (one writer).
+func (o *Outbox) draining(communityID string) {
 	o.mu.Lock()
-	delete(o.queued, communityID)
+	delete(o.dirty, communityID)
+	o.mu.Unlock()
+}
+
+// drained is called by a dispatch job of communityID after a pass. It
+// reports whether events were appended during the pass, which the job must
+// then drain too; otherwise the job is over, and the next append schedules
+// a new one.
+func (o *Outbox) drained(communityID string) (again bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.dirty[communityID] {
+		return true
+	}
+	delete(o.active, communityID)
+	return false
+}
+
+// abandon is called by a dispatch job of communityID that fails: River
+// retries it later, but the next append schedules a new job at once.
+func (o *Outbox) abandon(communityID string) {
+	o.mu.Lock()
+	delete(o.active, communityID)
 	o.mu.Unlock()
 }
 
@@ -91,31 +116,45 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	// On SQLite (one process, one writer) a dispatch job that is committed
-	// but not started covers this event too: its delivery transaction can
-	// only begin after this one commits. So one job serves a burst of
-	// appends, instead of one job insert per event. The sweep re-schedules
-	// dispatch should such a job never start.
-	o.mu.Lock()
-	sqlite := o.coalesce && tx.Dialect() == db.SQLite
-	o.mu.Unlock()
+	// One dispatch job per transaction is enough: it is committed with
+	// every event of the transaction and runs after the commit.
+	if !tx.First("event.dispatch:" + communityID) {
+		return nil
+	}
+	// On SQLite (one process, one writer) a dispatch job of this process
+	// that is queued or running covers this event too: it is told (dirty)
+	// to make one more pass, whose transactions can only begin after this
+	// one ends. So one job serves a burst of appends instead of one job
+	// insert per transaction. The sweep re-schedules dispatch should such a
+	// job never run.
+	sqlite := tx.Dialect() == db.SQLite
 	if sqlite {
 		o.mu.Lock()
-		waiting := o.queued[communityID]
+		covered := o.coalesce && o.active[communityID]
+		if covered {
+			o.dirty[communityID] = true
+		}
 		o.mu.Unlock()
-		if waiting {
+		if covered {
 			return nil
 		}
 	}
 	if err := o.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
+	// The job counts as active from now on, not from the commit: it may
+	// start, and finish, before an after-commit hook would run.
 	if sqlite {
-		tx.AfterCommit(func() {
-			o.mu.Lock()
-			o.queued[communityID] = true
-			o.mu.Unlock()
-		})
+		o.mu.Lock()
+		if o.coalesce {
+			o.active[communityID] = true
+			tx.AfterRollback(func() {
+				o.mu.Lock()
+				delete(o.active, communityID)
+				o.mu.Unlock()
+			})
+		}
+		o.mu.Unlock()
 	}
 	return nil
 }
