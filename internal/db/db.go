@@ -108,10 +108,6 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres %s: %w", redact(dsn), err)
 	}
 	sqldb := stdlib.OpenDBFromPool(pool)
-	// Keep as many idle connections as the pool holds: a connection
-	// database/sql closes goes back to the pool, but the statements
-	// prepared on it (readStmt) are prepared again on its next use.
-	sqldb.SetMaxIdleConns(int(cfg.MaxConns))
 	return &DB{Dialect: Postgres, Writer: sqldb, Reader: sqldb, Pool: pool}, nil
 }
 
