@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/rallyhq/rally/internal/clock"
@@ -89,31 +90,64 @@ func LockCommunity(ctx context.Context, tx *db.Tx, communityID string) error {
 }
 
 // Append records that typ happened in community communityID, with payload
-// marshalled to JSON (nil becomes {}), and schedules its dispatch, all inside
-// tx: if tx rolls back, neither the event nor its dispatch exists.
+// marshalled to JSON (nil becomes {}; a json.RawMessage is taken as is),
+// and schedules its dispatch, all inside tx: if tx rolls back, neither the
+// event nor its dispatch exists.
 //
 // Append first takes a per-community lock held until tx ends, so on
 // PostgreSQL a community's events commit in the order of their sequence
 // numbers and the dispatcher never passes a number whose transaction is still
 // open. Keep transactions that append short.
 func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error {
-	if communityID == "" || typ == "" {
-		return errors.New("append event: community and type are required")
+	return o.AppendAll(ctx, tx, communityID, []Pending{{Type: typ, Payload: payload}})
+}
+
+// Pending is one event for AppendAll: its type and payload (as Append's).
+type Pending struct {
+	Type    string
+	Payload any
+}
+
+// AppendAll records events of community communityID, in order, as Append
+// would one after the other, with one statement.
+func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, events []Pending) error {
+	if len(events) == 0 {
+		return nil
 	}
-	body := []byte("{}")
-	if payload != nil {
-		b, err := json.Marshal(payload)
-		if err != nil {
-			return fmt.Errorf("append event %s: encode payload: %w", typ, err)
+	typ := events[0].Type
+	if communityID == "" {
+		return errors.New("append event: community is required")
+	}
+	var q strings.Builder
+	q.WriteString("INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES ")
+	args := make([]any, 0, 5*len(events))
+	now := o.clock.Now()
+	for i, e := range events {
+		if e.Type == "" {
+			return errors.New("append event: type is required")
 		}
-		body = b
+		body := []byte("{}")
+		switch p := e.Payload.(type) {
+		case nil:
+		case json.RawMessage:
+			body = p
+		default:
+			b, err := json.Marshal(p)
+			if err != nil {
+				return fmt.Errorf("append event %s: encode payload: %w", e.Type, err)
+			}
+			body = b
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, id.New(now), communityID, e.Type, string(body), now.UnixMilli())
 	}
 	if err := LockCommunity(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	now := o.clock.Now()
-	if _, err := tx.Exec(ctx, "INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES (?, ?, ?, ?, ?)",
-		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	// One dispatch job per transaction is enough: it is committed with
@@ -159,8 +193,9 @@ func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string,
 	return nil
 }
 
-// Appender records an event in the caller's transaction; *Outbox is the
+// Appender records events in the caller's transaction; *Outbox is the
 // implementation every domain service is given.
 type Appender interface {
 	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
+	AppendAll(ctx context.Context, tx *db.Tx, communityID string, events []Pending) error
 }

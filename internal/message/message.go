@@ -316,15 +316,38 @@ func encode(v any) string {
 	return string(b)
 }
 
+// counter is an addition to one member's counters.
+type counter struct {
+	community, user              string
+	messages, replies, reactions int
+}
+
 // bump adds to a member's counters in tx.
 func bump(ctx context.Context, tx *db.Tx, communityID, userID string, messages, replies, reactions int) error {
-	_, err := tx.Exec(ctx, `INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (community_id, user_id) DO UPDATE SET
+	return bumpAll(ctx, tx, []counter{{community: communityID, user: userID, messages: messages, replies: replies, reactions: reactions}})
+}
+
+// bumpAll adds to members' counters in tx, with one statement; counts must
+// name each member once.
+func bumpAll(ctx context.Context, tx *db.Tx, counts []counter) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString("INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions) VALUES ")
+	args := make([]any, 0, 5*len(counts))
+	for i, c := range counts {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, c.community, c.user, c.messages, c.replies, c.reactions)
+	}
+	q.WriteString(` ON CONFLICT (community_id, user_id) DO UPDATE SET
 		total_messages = message_counters.total_messages + excluded.total_messages,
 		reply_sent = message_counters.reply_sent + excluded.reply_sent,
-		total_reactions = message_counters.total_reactions + excluded.total_reactions`,
-		communityID, userID, messages, replies, reactions)
-	if err != nil {
+		total_reactions = message_counters.total_reactions + excluded.total_reactions`)
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("count messaging activity: %w", err)
 	}
 	return nil
