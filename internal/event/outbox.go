@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
@@ -28,6 +29,10 @@ func (DispatchArgs) Kind() string { return "dispatch_events" }
 type OutboxDeps struct {
 	Clock clock.Clock
 	Queue *jobs.Queue
+	// Quiet lists the event types that report activity, never a change of
+	// a community's settings, members, roles or channels: they leave
+	// Version alone (see Version).
+	Quiet []string
 }
 
 // Outbox records domain events in the transaction of the change they describe.
@@ -43,11 +48,43 @@ type Outbox struct {
 	active   map[string]bool
 	dirty    map[string]bool
 	coalesce bool
+	// quiet holds OutboxDeps.Quiet; versions each community's Version
+	// (communityID -> *atomic.Uint64).
+	quiet    map[string]bool
+	versions sync.Map
 }
 
 // NewOutbox returns an outbox.
 func NewOutbox(deps OutboxDeps) *Outbox {
-	return &Outbox{clock: deps.Clock, queue: deps.Queue, active: map[string]bool{}, dirty: map[string]bool{}}
+	o := &Outbox{clock: deps.Clock, queue: deps.Queue, active: map[string]bool{}, dirty: map[string]bool{}, quiet: map[string]bool{}}
+	for _, t := range deps.Quiet {
+		o.quiet[t] = true
+	}
+	return o
+}
+
+// Version counts the transactions committed through this outbox that
+// appended an event of communityID other than a quiet one. Every change to
+// a community's settings, members, roles or channels records an event in
+// its transaction, so a cache of such state that notes the version before
+// it reads stays right while the version is unchanged, for changes made in
+// this process (other nodes' changes need a time limit).
+func (o *Outbox) Version(communityID string) uint64 {
+	if v, ok := o.versions.Load(communityID); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+// changed raises communityID's Version once tx commits.
+func (o *Outbox) changed(tx *db.Tx, communityID string) {
+	if !tx.First("event.changed:" + communityID) {
+		return
+	}
+	tx.AfterCommit(func() {
+		v, _ := o.versions.LoadOrStore(communityID, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(1)
+	})
 }
 
 // draining is called by a dispatch job of communityID before each pass
@@ -143,6 +180,9 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 		}
 		q.WriteString("(?, ?, ?, ?, ?)")
 		args = append(args, id.New(now), communityID, e.Type, string(body), now.UnixMilli())
+		if !o.quiet[e.Type] {
+			o.changed(tx, communityID)
+		}
 	}
 	if err := LockCommunity(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
