@@ -498,7 +498,9 @@ func TestSendSeesChangesOnTheNextRequest(t *testing.T) {
 	ada := joined(e, a, "ada")
 	all := everyoneRole(t, e, keyA)
 	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
-	msg := func(status int) { send(t, e, keyA, map[string]any{"channelId": general, "message": "hi", "sender": "ada"}, status) }
+	msg := func(status int) {
+		send(t, e, keyA, map[string]any{"channelId": general, "message": "hi", "sender": "ada"}, status)
+	}
 	msg(200)
 	msg(200)
 	e.Do(apitest.Request{Method: "PUT", Path: "/v1/channels/" + general, Key: keyA, Body: map[string]any{
