@@ -63,7 +63,7 @@ func (s *Service) write(ctx context.Context, d *draft) (Message, error) {
 		done := d.done
 		c.mu.Unlock()
 		if done {
-			return d.out, d.err
+			return d.result()
 		}
 	}
 	// Lead: write batches until this caller's own message is done, then
@@ -90,10 +90,18 @@ func (s *Service) write(ctx context.Context, d *draft) (Message, error) {
 				c.leading = false
 			}
 			c.mu.Unlock()
-			return d.out, d.err
+			return d.result()
 		}
 		c.mu.Unlock()
 	}
+}
+
+// result is what writing d came to: the message, or the error alone.
+func (d *draft) result() (Message, error) {
+	if d.err != nil {
+		return Message{}, d.err
+	}
+	return d.out, nil
 }
 
 // runBatch writes batch in one transaction. A message failing with a

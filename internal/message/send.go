@@ -153,8 +153,8 @@ func (s *Service) sendDirect(ctx context.Context, a Actor, m member, peer user.U
 		if err := s.insertAll(ctx, tx, []*draft{d}); err != nil {
 			return err
 		}
-		out = d.out
-		return d.err
+		out, err = d.result()
+		return err
 	})
 	return out, err
 }
