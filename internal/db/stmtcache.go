@@ -15,10 +15,12 @@ const maxWriteStmts = 1024
 
 // writeStmts is the cache of statements prepared on the SQLite writer.
 // A text maps to nil when preparing it failed (it then always runs
-// unprepared and reports its errors as usual).
+// unprepared and reports its errors as usual). A text is prepared once a
+// second transaction has run it: one-off statements are not worth it.
 type writeStmts struct {
-	mu sync.RWMutex
-	m  map[string]*sql.Stmt
+	mu   sync.RWMutex
+	m    map[string]*sql.Stmt
+	seen map[string]bool
 }
 
 // get returns q's statement and whether q was tried.
@@ -29,28 +31,36 @@ func (w *writeStmts) get(q string) (*sql.Stmt, bool) {
 	return st, ok
 }
 
-// prepare prepares the texts not tried yet on writer, which must not be
-// held by the calling goroutine (SQLite's writer has one connection).
+// prepare prepares the texts not tried yet that an earlier transaction
+// ran too, on writer, which must not be held by the calling goroutine
+// (SQLite's writer has one connection).
 func (w *writeStmts) prepare(writer *sql.DB, texts []string) {
 	for _, q := range texts {
-		w.mu.RLock()
+		w.mu.Lock()
 		_, tried := w.m[q]
-		full := len(w.m) >= maxWriteStmts
-		w.mu.RUnlock()
-		if tried || full {
+		again := w.seen[q]
+		if w.m == nil {
+			w.m, w.seen = map[string]*sql.Stmt{}, map[string]bool{}
+		}
+		if tried || len(w.m) >= maxWriteStmts || !again {
+			if !tried && len(w.seen) < maxWriteStmts {
+				w.seen[q] = true
+			}
+			w.mu.Unlock()
 			continue
 		}
+		// Claim q (nil until prepared) so concurrent callers skip it.
+		w.m[q] = nil
+		delete(w.seen, q)
+		w.mu.Unlock()
 		st, err := writer.PrepareContext(context.Background(), q)
 		if err != nil {
-			st = nil
+			continue
 		}
 		w.mu.Lock()
-		if w.m == nil {
-			w.m = map[string]*sql.Stmt{}
-		}
-		if _, tried := w.m[q]; tried && st != nil {
+		if w.m == nil { // closed meanwhile
 			st.Close()
-		} else if !tried {
+		} else {
 			w.m[q] = st
 		}
 		w.mu.Unlock()
@@ -67,6 +77,6 @@ func (w *writeStmts) close() error {
 			out = append(out, st.Close())
 		}
 	}
-	w.m = nil
+	w.m, w.seen = nil, nil
 	return errors.Join(out...)
 }
