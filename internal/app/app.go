@@ -181,7 +181,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	a.Queue = q
-	a.Outbox = event.NewOutbox(event.OutboxDeps{Clock: a.Clock, Queue: q})
+	// Activity events change nothing lookups cache (see Outbox.Version).
+	a.Outbox = event.NewOutbox(event.OutboxDeps{Clock: a.Clock, Queue: q, Quiet: []string{
+		message.EventPosted, message.EventChannelPosted, message.EventReacted, message.EventUnreacted,
+		message.EventEdited, message.EventDeleted, "xp.awarded", gamification.EventUserVisited,
+	}})
 	a.Feed = event.NewFeed(event.FeedDeps{DB: a.DB})
 	a.Streaks = streak.NewService(streak.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
 	a.Keys = auth.NewKeys(auth.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox})
@@ -228,7 +232,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	a.Channels = channel.NewService(channel.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Roles: a.Roles})
 	a.Messages = message.NewService(message.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users, Roles: a.Roles,
-		Channels: a.Channels, Files: a.Files})
+		Channels: a.Channels, Files: a.Files, Versions: a.Outbox})
 	a.UserService = user.NewService(user.ServiceDeps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Store: a.Users,
 		Fields: userFields{a.UserFields}, Roles: a.Roles,
 		Counters:      counters{wallet: a.Wallet, xp: a.XP, streaks: a.Streaks, levels: a.Gamification, messages: a.Messages, clock: a.Clock},

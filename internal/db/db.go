@@ -43,6 +43,9 @@ type DB struct {
 
 	rebound sync.Map // query text -> query with $n placeholders
 	stmts   sync.Map // query text -> *sql.Stmt prepared on Reader
+	// wstmts holds statements prepared on the SQLite writer (query text ->
+	// *sql.Stmt), which transactions reuse: see Tx.stmt.
+	wstmts writeStmts
 }
 
 // Open connects to the database named by dsn: sqlite:///path/to/file.db or
@@ -115,6 +118,7 @@ func (d *DB) Close() error {
 		errsOut = append(errsOut, v.(*sql.Stmt).Close())
 		return true
 	})
+	errsOut = append(errsOut, d.wstmts.close())
 	if d.Reader != d.Writer {
 		errsOut = append(errsOut, d.Reader.Close())
 	}

@@ -19,13 +19,38 @@ type Tx struct {
 	// SQL is the underlying transaction, for libraries that insert in it
 	// (the job queue on SQLite).
 	SQL *sql.Tx
-	// afterCommit runs, in order, once the transaction has committed.
-	afterCommit []func()
+	// afterCommit runs, in order, once the transaction has committed;
+	// afterRollback once it has rolled back.
+	afterCommit, afterRollback []func()
+	// firsts holds the keys First has seen.
+	firsts map[string]struct{}
+	// unprepared lists the statements this transaction ran unprepared on
+	// SQLite, to prepare on the writer once it has ended.
+	unprepared []string
 }
 
 // AfterCommit registers f to run once this attempt of the transaction has
 // committed; it never runs when the attempt rolls back.
 func (t *Tx) AfterCommit(f func()) { t.afterCommit = append(t.afterCommit, f) }
+
+// AfterRollback registers f to run once this attempt of the transaction has
+// rolled back (or failed to commit); it never runs when the attempt commits.
+func (t *Tx) AfterRollback(f func()) { t.afterRollback = append(t.afterRollback, f) }
+
+// First reports whether key is new to this attempt of the transaction:
+// true the first time, false afterwards. Work that one transaction needs
+// once however many changes call for it (one dispatch job for a batch of
+// events) uses it.
+func (t *Tx) First(key string) bool {
+	if _, seen := t.firsts[key]; seen {
+		return false
+	}
+	if t.firsts == nil {
+		t.firsts = map[string]struct{}{}
+	}
+	t.firsts[key] = struct{}{}
+	return true
+}
 
 // maxAttempts bounds how often a transaction is retried after a
 // serialisation failure or deadlock before the error is returned.
@@ -57,16 +82,25 @@ func (d *DB) tryTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	tx := &Tx{db: d, SQL: stx}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
+			for _, f := range tx.afterRollback {
+				f()
+			}
 			panic(p)
 		}
 		if err != nil {
 			_ = stx.Rollback()
+			for _, f := range tx.afterRollback {
+				f()
+			}
 		}
+		// The writer connection is free again: prepare what this
+		// transaction ran unprepared.
+		d.wstmts.prepare(d.Writer, tx.unprepared)
 	}()
-	tx := &Tx{db: d, SQL: stx}
 	if err = fn(tx); err != nil {
 		return err
 	}
@@ -87,24 +121,55 @@ func (t *Tx) DB() *DB { return t.db }
 
 // Exec runs one statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return t.SQL.ExecContext(ctx, t.db.Rebind(q), args...)
 }
 
 // Query runs a read in the transaction.
 func (t *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return t.SQL.QueryContext(ctx, t.db.Rebind(q), args...)
 }
 
 // QueryRow runs a one-row read in the transaction.
 func (t *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return t.SQL.QueryRowContext(ctx, t.db.Rebind(q), args...)
+}
+
+// stmt returns q as a statement of this transaction when the SQLite writer
+// has it prepared, so a hot write skips compiling its SQL (most of a small
+// write's cost on SQLite); nil means run q unprepared. A statement is
+// prepared on the writer after the first transaction that runs it has
+// ended: the writer's only connection is busy until then. PostgreSQL needs
+// none of this: pgx caches prepared statements on each connection.
+func (t *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if t.db.Dialect != SQLite {
+		return nil
+	}
+	st, ok := t.db.wstmts.get(q)
+	if !ok {
+		t.unprepared = append(t.unprepared, q)
+		return nil
+	}
+	if st == nil {
+		return nil
+	}
+	return t.SQL.StmtContext(ctx, st)
 }
 
 // Lock takes a transaction-scoped lock on key, held until commit or
 // rollback: a PostgreSQL advisory lock, a no-op on SQLite, whose single
 // writer connection already serialises write transactions.
 func (t *Tx) Lock(ctx context.Context, key string) error {
-	if t.db.Dialect != Postgres {
+	if t.db.Dialect != Postgres || !t.First("db.lock:"+key) {
+		// Held already: an advisory lock is taken once per transaction.
 		return nil
 	}
 	h := fnv.New64a()

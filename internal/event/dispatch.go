@@ -22,6 +22,10 @@ const (
 	DefaultRetention     = 7 * 24 * time.Hour
 	// batchSize bounds how many events one subscriber transaction handles.
 	batchSize = 100
+	// maxPassing bounds how long one dispatch job keeps draining a busy
+	// community on SQLite before handing over to a new job (River times
+	// jobs out after a minute).
+	maxPassing = 10 * time.Second
 )
 
 // SweepArgs is the periodic River job that re-schedules dispatch for every
@@ -88,10 +92,12 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		retention: orDefault(deps.Retention, DefaultRetention),
 		outbox:    deps.Outbox,
 	}
-	if deps.Outbox != nil {
+	if deps.Outbox != nil && deps.DB.Dialect == db.SQLite {
 		deps.Outbox.mu.Lock()
 		deps.Outbox.coalesce = true
 		deps.Outbox.mu.Unlock()
+	} else {
+		d.outbox = nil
 	}
 	if err := jobs.AddWorker(deps.Queue, &dispatchWorker{d: d}); err != nil {
 		return nil, fmt.Errorf("new event dispatcher: %w", err)
@@ -391,10 +397,31 @@ type dispatchWorker struct {
 }
 
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
-	if w.d.outbox != nil {
-		w.d.outbox.started(job.Args.CommunityID)
+	c, o := job.Args.CommunityID, w.d.outbox
+	if o == nil {
+		return w.d.Dispatch(ctx, c)
 	}
-	return w.d.Dispatch(ctx, job.Args.CommunityID)
+	// On SQLite the job drains again while events keep coming (see
+	// Outbox.Append), for at most maxPassing; then it hands over to a new
+	// job, which the community's appends count on as they did on this one.
+	until := time.Now().Add(maxPassing)
+	for {
+		o.draining(c)
+		if err := w.d.Dispatch(ctx, c); err != nil {
+			o.abandon(c)
+			return err
+		}
+		if !o.drained(c) {
+			return nil
+		}
+		if time.Now().After(until) {
+			err := w.d.db.Tx(ctx, func(tx *db.Tx) error { return w.d.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: c}, nil) })
+			if err != nil {
+				o.abandon(c)
+			}
+			return err
+		}
+	}
 }
 
 // sweepWorker runs Sweep for the periodic SweepArgs job.

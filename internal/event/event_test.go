@@ -511,3 +511,42 @@ func TestNewDispatcherRejectsDuplicateSubscribers(t *testing.T) {
 		t.Fatal("duplicate subscriber accepted")
 	}
 }
+
+func TestVersionRisesOnCommittedChangesOnly(t *testing.T) {
+	r := newRig(t)
+	o := event.NewOutbox(event.OutboxDeps{Clock: r.clock, Queue: r.queue, Quiet: []string{"message.posted"}})
+	ctx := context.Background()
+	appendIn := func(typ string, fail bool) {
+		t.Helper()
+		err := r.d.Tx(ctx, func(tx *db.Tx) error {
+			if err := o.Append(ctx, tx, "c1", typ, nil); err != nil {
+				return err
+			}
+			if err := o.Append(ctx, tx, "c1", typ, nil); err != nil {
+				return err
+			}
+			if fail {
+				return errs.Forbiddenf("roll back")
+			}
+			return nil
+		})
+		if (err != nil) != fail {
+			t.Fatalf("append %s: %v", typ, err)
+		}
+	}
+	if v := o.Version("c1"); v != 0 {
+		t.Fatalf("fresh version %d", v)
+	}
+	appendIn("role.updated", false)
+	if v := o.Version("c1"); v != 1 {
+		t.Fatalf("after a committed change: version %d, want 1 (once per transaction)", v)
+	}
+	appendIn("message.posted", false)
+	appendIn("role.updated", true)
+	if v := o.Version("c1"); v != 1 {
+		t.Fatalf("after a quiet event and a rollback: version %d, want 1", v)
+	}
+	if v := o.Version("c2"); v != 0 {
+		t.Fatalf("another community's version %d", v)
+	}
+}

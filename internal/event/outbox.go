@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
@@ -27,18 +29,29 @@ func (DispatchArgs) Kind() string { return "dispatch_events" }
 type OutboxDeps struct {
 	Clock clock.Clock
 	Queue *jobs.Queue
+	// Quiet lists the event types that report activity, never a change of
+	// a community's settings, members, roles or channels: they leave
+	// Version alone (see Version).
+	Quiet []string
 }
 
 // Outbox records domain events in the transaction of the change they describe.
 type Outbox struct {
 	clock clock.Clock
 	queue *jobs.Queue
-	// queued holds the communities with a dispatch job committed by this
-	// process that has not started yet (SQLite only, and only once a
-	// Dispatcher reports job starts: see Append).
+	// On SQLite, once a Dispatcher has set coalesce, the outbox keeps one
+	// dispatch job per community alive instead of inserting one per
+	// transaction (see Append). active holds the communities with such a
+	// job inserted by this process, queued or running; dirty those where
+	// events were appended since that job last began to drain.
 	mu       sync.Mutex
-	queued   map[string]bool
+	active   map[string]bool
+	dirty    map[string]bool
 	coalesce bool
+	// quiet holds OutboxDeps.Quiet; versions each community's Version
+	// (communityID -> *atomic.Uint64).
+	quiet    map[string]bool
+	versions sync.Map
 	// committed are told, after commit, which community got new events.
 	committed []func(communityID string)
 }
@@ -59,15 +72,65 @@ func (o *Outbox) OnCommit(f func(communityID string)) {
 
 // NewOutbox returns an outbox.
 func NewOutbox(deps OutboxDeps) *Outbox {
-	return &Outbox{clock: deps.Clock, queue: deps.Queue, queued: map[string]bool{}}
+	o := &Outbox{clock: deps.Clock, queue: deps.Queue, active: map[string]bool{}, dirty: map[string]bool{}, quiet: map[string]bool{}}
+	for _, t := range deps.Quiet {
+		o.quiet[t] = true
+	}
+	return o
 }
 
-// started forgets that a dispatch job for communityID is waiting: the job
-// that is starting now delivers every event committed before its first
-// transaction.
-func (o *Outbox) started(communityID string) {
+// Version counts the transactions committed through this outbox that
+// appended an event of communityID other than a quiet one. Every change to
+// a community's settings, members, roles or channels records an event in
+// its transaction, so a cache of such state that notes the version before
+// it reads stays right while the version is unchanged, for changes made in
+// this process (other nodes' changes need a time limit).
+func (o *Outbox) Version(communityID string) uint64 {
+	if v, ok := o.versions.Load(communityID); ok {
+		return v.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
+// changed raises communityID's Version once tx commits.
+func (o *Outbox) changed(tx *db.Tx, communityID string) {
+	if !tx.First("event.changed:" + communityID) {
+		return
+	}
+	tx.AfterCommit(func() {
+		v, _ := o.versions.LoadOrStore(communityID, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(1)
+	})
+}
+
+// draining is called by a dispatch job of communityID before each pass
+// over the community's events: appends made so far are covered by the
+// pass, since its transactions begin after theirs end (one writer).
+func (o *Outbox) draining(communityID string) {
 	o.mu.Lock()
-	delete(o.queued, communityID)
+	delete(o.dirty, communityID)
+	o.mu.Unlock()
+}
+
+// drained is called by a dispatch job of communityID after a pass. It
+// reports whether events were appended during the pass, which the job must
+// then drain too; otherwise the job is over, and the next append schedules
+// a new one.
+func (o *Outbox) drained(communityID string) (again bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.dirty[communityID] {
+		return true
+	}
+	delete(o.active, communityID)
+	return false
+}
+
+// abandon is called by a dispatch job of communityID that fails: River
+// retries it later, but the next append schedules a new job at once.
+func (o *Outbox) abandon(communityID string) {
+	o.mu.Lock()
+	delete(o.active, communityID)
 	o.mu.Unlock()
 }
 
@@ -80,70 +143,123 @@ func LockCommunity(ctx context.Context, tx *db.Tx, communityID string) error {
 }
 
 // Append records that typ happened in community communityID, with payload
-// marshalled to JSON (nil becomes {}), and schedules its dispatch, all inside
-// tx: if tx rolls back, neither the event nor its dispatch exists.
+// marshalled to JSON (nil becomes {}; a json.RawMessage is taken as is),
+// and schedules its dispatch, all inside tx: if tx rolls back, neither the
+// event nor its dispatch exists.
 //
 // Append first takes a per-community lock held until tx ends, so on
 // PostgreSQL a community's events commit in the order of their sequence
 // numbers and the dispatcher never passes a number whose transaction is still
 // open. Keep transactions that append short.
 func (o *Outbox) Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error {
-	if communityID == "" || typ == "" {
-		return errors.New("append event: community and type are required")
+	return o.AppendAll(ctx, tx, communityID, []Pending{{Type: typ, Payload: payload}})
+}
+
+// Pending is one event for AppendAll: its type and payload (as Append's).
+type Pending struct {
+	Type    string
+	Payload any
+}
+
+// AppendAll records events of community communityID, in order, as Append
+// would one after the other, with one statement.
+func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, events []Pending) error {
+	if len(events) == 0 {
+		return nil
 	}
-	body := []byte("{}")
-	if payload != nil {
-		b, err := json.Marshal(payload)
-		if err != nil {
-			return fmt.Errorf("append event %s: encode payload: %w", typ, err)
+	typ := events[0].Type
+	if communityID == "" {
+		return errors.New("append event: community is required")
+	}
+	var q strings.Builder
+	q.WriteString("INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES ")
+	args := make([]any, 0, 5*len(events))
+	now := o.clock.Now()
+	for i, e := range events {
+		if e.Type == "" {
+			return errors.New("append event: type is required")
 		}
-		body = b
+		body := []byte("{}")
+		switch p := e.Payload.(type) {
+		case nil:
+		case json.RawMessage:
+			body = p
+		default:
+			b, err := json.Marshal(p)
+			if err != nil {
+				return fmt.Errorf("append event %s: encode payload: %w", e.Type, err)
+			}
+			body = b
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, id.New(now), communityID, e.Type, string(body), now.UnixMilli())
+		if !o.quiet[e.Type] {
+			o.changed(tx, communityID)
+		}
 	}
 	if err := LockCommunity(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	now := o.clock.Now()
-	if _, err := tx.Exec(ctx, "INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES (?, ?, ?, ?, ?)",
-		id.New(now), communityID, typ, string(body), now.UnixMilli()); err != nil {
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	if err := o.signal(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	// On SQLite (one process, one writer) a dispatch job that is committed
-	// but not started covers this event too: its delivery transaction can
-	// only begin after this one commits. So one job serves a burst of
-	// appends, instead of one job insert per event. The sweep re-schedules
-	// dispatch should such a job never start.
-	o.mu.Lock()
-	sqlite := o.coalesce && tx.Dialect() == db.SQLite
-	o.mu.Unlock()
+	// One dispatch job per transaction is enough: it is committed with
+	// every event of the transaction and runs after the commit.
+	if !tx.First("event.dispatch:" + communityID) {
+		return nil
+	}
+	// On SQLite (one process, one writer) a dispatch job of this process
+	// that is queued or running covers this event too: it is told (dirty)
+	// to make one more pass, whose transactions can only begin after this
+	// one ends. So one job serves a burst of appends instead of one job
+	// insert per transaction. The sweep re-schedules dispatch should such a
+	// job never run.
+	sqlite := tx.Dialect() == db.SQLite
 	if sqlite {
 		o.mu.Lock()
-		waiting := o.queued[communityID]
+		covered := o.coalesce && o.active[communityID]
+		if covered {
+			o.dirty[communityID] = true
+		}
 		o.mu.Unlock()
-		if waiting {
+		if covered {
 			return nil
 		}
 	}
 	if err := o.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
+	// The job counts as active from now on, not from the commit: it may
+	// start, and finish, before an after-commit hook would run.
 	if sqlite {
-		tx.AfterCommit(func() {
-			o.mu.Lock()
-			o.queued[communityID] = true
-			o.mu.Unlock()
-		})
+		o.mu.Lock()
+		if o.coalesce {
+			o.active[communityID] = true
+			tx.AfterRollback(func() {
+				o.mu.Lock()
+				delete(o.active, communityID)
+				o.mu.Unlock()
+			})
+		}
+		o.mu.Unlock()
 	}
 	return nil
 }
 
 // signal arranges for the commit of tx to be announced: to this process's
 // OnCommit listeners and, on PostgreSQL, to every node through NOTIFY
-// (delivered at commit, never on rollback; repeats within a transaction are
-// folded into one by PostgreSQL).
+// (delivered at commit, never on rollback), once per transaction and
+// community.
 func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string) error {
+	if !tx.First("event.signal:" + communityID) {
+		return nil
+	}
 	if tx.Dialect() == db.Postgres {
 		if _, err := tx.Exec(ctx, "SELECT pg_notify(?, ?)", NotifyChannel, communityID); err != nil {
 			return fmt.Errorf("notify: %w", err)
@@ -162,8 +278,9 @@ func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string) erro
 	return nil
 }
 
-// Appender records an event in the caller's transaction; *Outbox is the
+// Appender records events in the caller's transaction; *Outbox is the
 // implementation every domain service is given.
 type Appender interface {
 	Append(ctx context.Context, tx *db.Tx, communityID, typ string, payload any) error
+	AppendAll(ctx context.Context, tx *db.Tx, communityID string, events []Pending) error
 }

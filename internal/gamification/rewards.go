@@ -51,6 +51,11 @@ func (s *Service) Subscriber() event.Subscriber {
 // activities maps an event to the actions it reports: nil for events that
 // report none or lack the member.
 func activities(e event.Event) []Activity {
+	switch e.Type {
+	case EventMessagePosted, EventMessageReacted, EventUserVisited, EventUserReferred, EventUserCreated:
+	default:
+		return nil // reports no action: skip decoding the payload
+	}
 	var p map[string]any
 	if json.Unmarshal(e.Payload, &p) != nil {
 		return nil

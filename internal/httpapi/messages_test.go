@@ -486,3 +486,37 @@ func TestConcurrentSendersPageExactlyOnce(t *testing.T) {
 		t.Fatalf("backward paging returned %d messages", len(backward))
 	}
 }
+
+// TestSendSeesChangesOnTheNextRequest checks that the sender, channel and
+// permission lookups Send reuses follow a change on the very next request
+// (the test clock never moves, so only the change itself can refresh
+// them): channel overrides, a role grant, removing and restoring the
+// member, deleting the channel.
+func TestSendSeesChangesOnTheNextRequest(t *testing.T) {
+	e := apitest.New(t)
+	a, keyA := e.Community("Alpha", "alpha")
+	ada := joined(e, a, "ada")
+	all := everyoneRole(t, e, keyA)
+	general := newChannel(t, e, keyA, map[string]any{"topic": "General", "channelType": "open"})
+	msg := func(status int) {
+		send(t, e, keyA, map[string]any{"channelId": general, "message": "hi", "sender": "ada"}, status)
+	}
+	msg(200)
+	msg(200)
+	e.Do(apitest.Request{Method: "PUT", Path: "/v1/channels/" + general, Key: keyA, Body: map[string]any{
+		"overrides": []map[string]any{{"roleId": all, "post": false}}}}).Expect(t, 200)
+	msg(403)
+	res := e.Do(apitest.Request{Method: "POST", Path: "/v1/roles", Key: keyA, Body: map[string]any{"title": "Poster"}}).Expect(t, 201)
+	poster := res.String("body._id")
+	e.Do(apitest.Request{Method: "PUT", Path: "/v1/channels/" + general, Key: keyA, Body: map[string]any{
+		"overrides": []map[string]any{{"roleId": all, "post": false}, {"roleId": poster, "post": true}}}}).Expect(t, 200)
+	msg(403)
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/roles/" + poster + "/add", Key: keyA, Body: map[string]any{"userId": ada.ID}}).Expect(t, 200)
+	msg(200)
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/users/manage", Key: keyA, Body: map[string]any{"action": "delete", "user": "ada"}}).Expect(t, 200)
+	msg(404)
+	e.Do(apitest.Request{Method: "POST", Path: "/v1/users/manage", Key: keyA, Body: map[string]any{"action": "restore", "user": "ada"}}).Expect(t, 200)
+	msg(200)
+	e.Do(apitest.Request{Method: "DELETE", Path: "/v1/channels/" + general, Key: keyA}).Expect(t, 200)
+	msg(404)
+}

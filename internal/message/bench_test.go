@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rallyhq/rally/internal/apitest"
 	"github.com/rallyhq/rally/internal/app"
 	"github.com/rallyhq/rally/internal/channel"
 	"github.com/rallyhq/rally/internal/clock"
@@ -72,7 +72,7 @@ func BenchmarkSend(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetParallelism(benchParallelism())
-	start, cpu0 := time.Now(), cpuTime()
+	meter := apitest.StartMeter()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		n := rand.IntN(members)
@@ -86,19 +86,8 @@ func BenchmarkSend(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sends/s")
-	// CPU per send: meaningful even on a shared, loaded machine, where
-	// sends/s measures the share of the CPU the benchmark got.
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/send")
-}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.StopTimer()
+	meter.Report(b, b.N, "send")
 }
 
 // BenchmarkGetMessages measures Get Messages on a channel holding

@@ -126,12 +126,20 @@ type Deps struct {
 	Roles    *role.Service
 	Channels *channel.Service
 	Files    *blob.Store
+	// Versions, when set, lets the service reuse sender, channel and
+	// permission lookups while the community is unchanged (see lookups).
+	Versions Versions
 }
 
 // Service holds the rules for messages.
 type Service struct {
 	d      Deps
 	commit committer
+	// Recent lookups: senders by community and identity, channels by
+	// community and id, access by community, member and channel.
+	senders  lookups[member]
+	channels lookups[chanInfo]
+	access   lookups[access]
 }
 
 // NewService returns the message service.
@@ -150,6 +158,26 @@ func (m member) author() Author {
 // by Sender (a username or email; 400 when missing, 404 when no live member
 // of the community has it).
 func (s *Service) actor(ctx context.Context, a Actor) (member, error) {
+	key := a.CommunityID + "\x00u:" + a.UserID
+	if a.UserID == "" {
+		key = a.CommunityID + "\x00s:" + strings.TrimSpace(a.Sender)
+	}
+	version, cached := s.version(a.CommunityID)
+	now := s.d.Clock.Now()
+	if cached {
+		if m, ok := s.senders.get(key, version, now); ok {
+			return m, nil
+		}
+	}
+	m, err := s.findActor(ctx, a)
+	if err == nil && cached {
+		s.senders.put(key, m, version, now)
+	}
+	return m, err
+}
+
+// findActor is actor without the cache.
+func (s *Service) findActor(ctx context.Context, a Actor) (member, error) {
 	if a.UserID != "" {
 		u, _, err := s.d.Users.FindMember(ctx, a.CommunityID, a.UserID, user.ByObjectID)
 		if err != nil {
@@ -188,6 +216,14 @@ func (c chanInfo) participant(userID string) bool {
 // liveChannel reads a live channel of the community (NotFound otherwise).
 func (s *Service) liveChannel(ctx context.Context, communityID, channelID string) (chanInfo, error) {
 	c := chanInfo{id: strings.ToLower(strings.TrimSpace(channelID)), community: communityID}
+	key := communityID + "\x00" + c.id
+	version, cached := s.version(communityID)
+	now := s.d.Clock.Now()
+	if cached {
+		if got, ok := s.channels.get(key, version, now); ok {
+			return got, nil
+		}
+	}
 	err := s.d.DB.QueryRow(ctx, `SELECT topic, channel_type, dm_user_a, dm_user_b FROM channels
 		WHERE community_id = ? AND id = ? AND deleted_at IS NULL`, communityID, c.id).Scan(&c.topic, &c.typ, &c.dmA, &c.dmB)
 	if err != nil {
@@ -195,6 +231,9 @@ func (s *Service) liveChannel(ctx context.Context, communityID, channelID string
 			return chanInfo{}, errs.NotFoundf("Channel not found.")
 		}
 		return chanInfo{}, fmt.Errorf("read channel: %w", err)
+	}
+	if cached {
+		s.channels.put(key, c, version, now)
 	}
 	return c, nil
 }
@@ -212,7 +251,24 @@ func (s *Service) channelAccess(ctx context.Context, a Actor, m member, c chanIn
 	if len(a.Channels) > 0 && !slices.Contains(a.Channels, c.id) {
 		return access{}, nil
 	}
-	p, err := s.d.Roles.ChannelPermissions(ctx, a.CommunityID, m.ID, c.id)
+	key := a.CommunityID + "\x00" + m.ID + "\x00" + c.id
+	version, cached := s.version(a.CommunityID)
+	now := s.d.Clock.Now()
+	if cached {
+		if ac, ok := s.access.get(key, version, now); ok {
+			return ac, nil
+		}
+	}
+	ac, err := s.memberAccess(ctx, a.CommunityID, m, c)
+	if err == nil && cached {
+		s.access.put(key, ac, version, now)
+	}
+	return ac, err
+}
+
+// memberAccess is channelAccess for any key, without the cache.
+func (s *Service) memberAccess(ctx context.Context, communityID string, m member, c chanInfo) (access, error) {
+	p, err := s.d.Roles.ChannelPermissions(ctx, communityID, m.ID, c.id)
 	if err != nil {
 		return access{}, err
 	}
@@ -316,15 +372,38 @@ func encode(v any) string {
 	return string(b)
 }
 
+// counter is an addition to one member's counters.
+type counter struct {
+	community, user              string
+	messages, replies, reactions int
+}
+
 // bump adds to a member's counters in tx.
 func bump(ctx context.Context, tx *db.Tx, communityID, userID string, messages, replies, reactions int) error {
-	_, err := tx.Exec(ctx, `INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (community_id, user_id) DO UPDATE SET
+	return bumpAll(ctx, tx, []counter{{community: communityID, user: userID, messages: messages, replies: replies, reactions: reactions}})
+}
+
+// bumpAll adds to members' counters in tx, with one statement; counts must
+// name each member once.
+func bumpAll(ctx context.Context, tx *db.Tx, counts []counter) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString("INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions) VALUES ")
+	args := make([]any, 0, 5*len(counts))
+	for i, c := range counts {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, c.community, c.user, c.messages, c.replies, c.reactions)
+	}
+	q.WriteString(` ON CONFLICT (community_id, user_id) DO UPDATE SET
 		total_messages = message_counters.total_messages + excluded.total_messages,
 		reply_sent = message_counters.reply_sent + excluded.reply_sent,
-		total_reactions = message_counters.total_reactions + excluded.total_reactions`,
-		communityID, userID, messages, replies, reactions)
-	if err != nil {
+		total_reactions = message_counters.total_reactions + excluded.total_reactions`)
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("count messaging activity: %w", err)
 	}
 	return nil

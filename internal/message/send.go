@@ -116,13 +116,7 @@ func (s *Service) Send(ctx context.Context, a Actor, in SendInput) (Message, err
 	if err := v.Err(); err != nil {
 		return Message{}, err
 	}
-	var out Message
-	err = s.write(ctx, func(tx *db.Tx) error {
-		var err error
-		out, err = s.insert(ctx, tx, c, m, r, topic, nil)
-		return err
-	})
-	return out, err
+	return s.write(ctx, &draft{c: c, m: m, r: r, topicID: topic})
 }
 
 // sendDirect posts into the private DM between m and peer, making it first
@@ -155,8 +149,11 @@ func (s *Service) sendDirect(ctx context.Context, a Actor, m member, peer user.U
 		if len(a.Channels) > 0 && !containsFold(a.Channels, ch.ID) {
 			return errs.Forbiddenf("This key may not post in that conversation.")
 		}
-		c := chanInfo{id: ch.ID, community: a.CommunityID, topic: ch.Topic, typ: ch.Type}
-		out, err = s.insert(ctx, tx, c, m, r, "", nil)
+		d := &draft{c: chanInfo{id: ch.ID, community: a.CommunityID, topic: ch.Topic, typ: ch.Type}, m: m, r: r}
+		if err := s.insertAll(ctx, tx, []*draft{d}); err != nil {
+			return err
+		}
+		out, err = d.result()
 		return err
 	})
 	return out, err
@@ -169,76 +166,6 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// insert writes one message in tx: the channel's next sequence number, the
-// row, the counters, the thread's reply count and the two posted events.
-// The community lock comes first so a community's messages commit in
-// sequence order. It fails with a domain error only before writing.
-func (s *Service) insert(ctx context.Context, tx *db.Tx, c chanInfo, m member, r resolved, topicID string, parent *Message) (Message, error) {
-	if err := event.LockCommunity(ctx, tx, c.community); err != nil {
-		return Message{}, err
-	}
-	now := s.d.Clock.Now()
-	out := Message{
-		ID: id.New(now), Message: r.body, User: m.author(), Channel: c.ref(), Timestamp: jsonx.At(now),
-		Attachments: r.attachments, Mentions: r.mentions, Reactions: []ReactionCount{},
-	}
-	// Checks that can fail come before any write (see committer).
-	if topicID != "" {
-		t, err := channel.TopicTx(ctx, tx, c.id, topicID)
-		if errs.KindOf(err) == errs.NotFound {
-			var v errs.Validator
-			v.Add("forumTopicId", "is not a topic of this forum")
-			return Message{}, v.Err()
-		}
-		if err != nil {
-			return Message{}, err
-		}
-		out.ForumTopicID = &t.ID
-	}
-	err := tx.QueryRow(ctx, `UPDATE channels SET last_seq = last_seq + 1, message_count = message_count + 1
-		WHERE id = ? AND deleted_at IS NULL RETURNING last_seq`, c.id).Scan(&out.Sequence)
-	if isNoRows(err) {
-		return Message{}, errs.NotFoundf("Channel not found.")
-	}
-	if err != nil {
-		return Message{}, fmt.Errorf("number message: %w", err)
-	}
-	replies := 0
-	if topicID != "" {
-		if _, err := tx.Exec(ctx, "UPDATE forum_topics SET message_count = message_count + 1, updated_at = ? WHERE id = ?",
-			now.UnixMilli(), *out.ForumTopicID); err != nil {
-			return Message{}, fmt.Errorf("count topic message: %w", err)
-		}
-	}
-	if parent != nil {
-		replies = 1
-		thread := parent.ID
-		if parent.ThreadID != nil {
-			thread = *parent.ThreadID
-		}
-		out.ReplyTo, out.ThreadID, out.ForumTopicID = &parent.ID, &thread, parent.ForumTopicID
-		if _, err := tx.Exec(ctx, "UPDATE messages SET reply_count = reply_count + 1 WHERE id = ?", thread); err != nil {
-			return Message{}, fmt.Errorf("count reply: %w", err)
-		}
-	}
-	err = tx.QueryRow(ctx, `INSERT INTO messages (id, community_id, channel_id, channel_seq, user_id, body, forum_topic_id,
-		reply_to, thread_id, attachments, mentions, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		out.ID, c.community, c.id, out.Sequence, m.ID, out.Message, out.ForumTopicID, out.ReplyTo, out.ThreadID,
-		encode(out.Attachments), encode(out.Mentions), now.UnixMilli()).Scan(&out.seq)
-	if err != nil {
-		return Message{}, fmt.Errorf("insert message: %w", err)
-	}
-	if err := bump(ctx, tx, c.community, m.ID, 1, replies, 0); err != nil {
-		return Message{}, err
-	}
-	for _, typ := range []string{EventPosted, EventChannelPosted} {
-		if err := s.d.Events.Append(ctx, tx, c.community, typ, postedEvent{Message: out, UserID: m.ID}); err != nil {
-			return Message{}, err
-		}
-	}
-	return out, nil
 }
 
 // ReplyInput is Reply Message's body: the message answered and the reply.
@@ -281,13 +208,7 @@ func (s *Service) Reply(ctx context.Context, a Actor, in ReplyInput) (Message, e
 	if err := r.allow(ac); err != nil {
 		return Message{}, err
 	}
-	var out Message
-	err = s.write(ctx, func(tx *db.Tx) error {
-		var err error
-		out, err = s.insert(ctx, tx, c, m, r, "", &parent)
-		return err
-	})
-	return out, err
+	return s.write(ctx, &draft{c: c, m: m, r: r, parent: &parent})
 }
 
 // target reads a live message of a live channel of the community.

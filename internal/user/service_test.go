@@ -8,6 +8,7 @@ import (
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
+	"github.com/rallyhq/rally/internal/event"
 )
 
 // fakeFields records what the service hands the user-field service.
@@ -54,7 +55,8 @@ func (fakeCounters) Stats(context.Context, string, string) (Stats, error) {
 
 type noEvents struct{}
 
-func (noEvents) Append(context.Context, *db.Tx, string, string, any) error { return nil }
+func (noEvents) Append(context.Context, *db.Tx, string, string, any) error        { return nil }
+func (noEvents) AppendAll(context.Context, *db.Tx, string, []event.Pending) error { return nil }
 
 func TestServiceUsesPluggedDomains(t *testing.T) {
 	ctx := context.Background()
