@@ -17,10 +17,9 @@ const (
 // progress toward the milestones (US9).
 func (s *Server) milestoneRoutes() {
 	s.handle("GET /milestones", famM, partner(permGetMilestones), s.listMilestones)
-	s.handle("POST /milestones", famM, partner(permManageMilestones), s.saveMilestone)
-	s.handle("GET /milestones/{milestoneId}", famM, partner(permGetMilestones), s.getMilestone)
-	s.handle("PUT /milestones/{milestoneId}", famM, partner(permManageMilestones), s.saveMilestone)
-	s.handle("DELETE /milestones/{milestoneId}", famM, partner(permManageMilestones), s.deleteMilestone)
+	resource[milestone.Input, milestone.Milestone]{param: "milestoneId", noun: "milestone", readVerb: "Get",
+		create: s.Milestones.Create, update: s.Milestones.Update, get: s.Milestones.Get, remove: s.Milestones.Delete,
+	}.routes(s, "/milestones", partner(permGetMilestones), partner(permManageMilestones))
 	s.handle("POST /users/milestones", famS, partner(permUserStats), s.userMilestones)
 }
 
@@ -38,55 +37,6 @@ func (s *Server) listMilestones(c *call) error {
 		return err
 	}
 	return c.list("Get milestones success.", list, Page{Page: &page, Limit: &limit, Total: &total})
-}
-
-// saveMilestone creates a milestone (POST) or updates the path's one.
-func (s *Server) saveMilestone(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	var in milestone.Input
-	if err := c.decode(&in); err != nil {
-		return err
-	}
-	id := c.r.PathValue("milestoneId")
-	if id == "" {
-		m, err := s.Milestones.Create(c.r.Context(), communityID, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Create milestone success.", m)
-	}
-	m, err := s.Milestones.Update(c.r.Context(), communityID, id, in)
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Update milestone success.", m)
-}
-
-func (s *Server) getMilestone(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	m, err := s.Milestones.Get(c.r.Context(), communityID, c.r.PathValue("milestoneId"))
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Get milestone success.", m)
-}
-
-func (s *Server) deleteMilestone(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	id := c.r.PathValue("milestoneId")
-	if err := s.Milestones.Delete(c.r.Context(), communityID, id); err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Delete milestone success.", map[string]string{"_id": id})
 }
 
 // userMilestones answers US9: the member (named like US6/US7) and their

@@ -25,10 +25,9 @@ func (s *Server) referralRoutes() {
 	s.handle("POST /referrals/summary", famM, partner(permGetUserData), s.referralSummary)
 	s.handle("POST /referral/summary", famM, partner(permGetUserData), s.referralSummary)
 	s.handle("GET /referrals/programs", famM, partner(permGetUserData), s.listReferralPrograms)
-	s.handle("POST /referrals/programs", famM, partner(permManageReferrals), s.saveReferralProgram)
-	s.handle("GET /referrals/programs/{programId}", famM, partner(permGetUserData), s.getReferralProgram)
-	s.handle("PUT /referrals/programs/{programId}", famM, partner(permManageReferrals), s.saveReferralProgram)
-	s.handle("DELETE /referrals/programs/{programId}", famM, partner(permManageReferrals), s.deleteReferralProgram)
+	resource[referral.ProgramInput, referral.Program]{param: "programId", noun: "referral program", readVerb: "Get",
+		create: s.Referrals.CreateProgram, update: s.Referrals.UpdateProgram, get: s.Referrals.Program, remove: s.Referrals.DeleteProgram,
+	}.routes(s, "/referrals/programs", partner(permGetUserData), partner(permManageReferrals))
 	s.handle("GET /referrals/settings", famM, partner(permGetUserData), s.getReferralSettings)
 	s.handle("PUT /referrals/settings", famM, partner(permManageReferrals), s.updateReferralSettings)
 }
@@ -48,55 +47,6 @@ func (s *Server) listReferralPrograms(c *call) error {
 		return err
 	}
 	return c.list("Get referral programs success.", list, Page{Page: &page, Limit: &limit, Total: &total})
-}
-
-// saveReferralProgram creates a program (POST) or updates the path's one.
-func (s *Server) saveReferralProgram(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	var in referral.ProgramInput
-	if err := c.decode(&in); err != nil {
-		return err
-	}
-	programID := c.r.PathValue("programId")
-	if programID == "" {
-		p, err := s.Referrals.CreateProgram(c.r.Context(), communityID, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Create referral program success.", p)
-	}
-	p, err := s.Referrals.UpdateProgram(c.r.Context(), communityID, programID, in)
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Update referral program success.", p)
-}
-
-func (s *Server) getReferralProgram(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	p, err := s.Referrals.Program(c.r.Context(), communityID, c.r.PathValue("programId"))
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Get referral program success.", p)
-}
-
-func (s *Server) deleteReferralProgram(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	programID := c.r.PathValue("programId")
-	if err := s.Referrals.DeleteProgram(c.r.Context(), communityID, programID); err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Delete referral program success.", map[string]string{"_id": programID})
 }
 
 func (s *Server) getReferralSettings(c *call) error {

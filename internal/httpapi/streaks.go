@@ -24,10 +24,9 @@ const (
 // and spins).
 func (s *Server) streakRoutes() {
 	s.handle("GET /streaks", famS, partner(permGetStreaks), s.listStreaks)
-	s.handle("POST /streaks", famM, partner(permManageStreaks), s.saveStreak)
-	s.handle("GET /streaks/{streakId}", famM, partner(permGetStreaks), s.getStreak)
-	s.handle("PUT /streaks/{streakId}", famM, partner(permManageStreaks), s.saveStreak)
-	s.handle("DELETE /streaks/{streakId}", famM, partner(permManageStreaks), s.deleteStreak)
+	resource[streak.Input, streak.Streak]{param: "streakId", noun: "streak", readVerb: "Read",
+		create: s.Streaks.Create, update: s.Streaks.Update, get: s.Streaks.Get, remove: s.Streaks.Delete,
+	}.routes(s, "/streaks", partner(permGetStreaks), partner(permManageStreaks))
 	s.handle("POST /users/streaks/logs", famS, partner(permUserStats), s.streakLogs)
 	s.handle("POST /users/mini-games/stats", famS, partner(permUserStats), s.miniGameStats)
 	s.miniGameRoutes()
@@ -65,55 +64,6 @@ func (s *Server) listStreaks(c *call) error {
 		Pagination streakPagination `json:"pagination"`
 	}{"success", items, streakPagination{Total: total, CurrentPage: page, TotalPages: pages, HasNextPage: page < pages, HasPrevPage: page > 1}})
 	return nil
-}
-
-// saveStreak creates a streak (POST /streaks) or updates the path's one.
-func (s *Server) saveStreak(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	var in streak.Input
-	if err := c.decode(&in); err != nil {
-		return err
-	}
-	id := c.r.PathValue("streakId")
-	if id == "" {
-		st, err := s.Streaks.Create(c.r.Context(), communityID, in)
-		if err != nil {
-			return err
-		}
-		return c.ok(http.StatusCreated, "Create streak success.", st)
-	}
-	st, err := s.Streaks.Update(c.r.Context(), communityID, id, in)
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Update streak success.", st)
-}
-
-func (s *Server) getStreak(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	st, err := s.Streaks.Get(c.r.Context(), communityID, c.r.PathValue("streakId"))
-	if err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Read streak success.", st)
-}
-
-func (s *Server) deleteStreak(c *call) error {
-	communityID, err := c.community()
-	if err != nil {
-		return err
-	}
-	id := c.r.PathValue("streakId")
-	if err := s.Streaks.Delete(c.r.Context(), communityID, id); err != nil {
-		return err
-	}
-	return c.ok(http.StatusOK, "Delete streak success.", map[string]string{"_id": id})
 }
 
 // memberBody names a member in a body (identifier + identifier_type, or
