@@ -43,16 +43,12 @@ func (s *Server) listMilestones(c *call) error {
 // progress toward every milestone, brought up to date first.
 func (s *Server) userMilestones(c *call) error {
 	var in memberBody
-	u, _, _, err := c.memberAndPage(&in, &in)
+	// Streak milestones follow the streaks' own lazy evaluation.
+	u, _, _, err := s.streakMember(c, &in, &in)
 	if err != nil {
 		return err
 	}
-	ctx, communityID := c.r.Context(), c.key.CommunityID
-	// Streak milestones follow the streaks' own lazy evaluation.
-	if err := s.Streaks.Refresh(ctx, communityID, u.ID); err != nil {
-		return err
-	}
-	progress, err := s.Milestones.Refresh(ctx, communityID, u.ID)
+	progress, err := s.Milestones.Refresh(c.r.Context(), c.key.CommunityID, u.ID)
 	if err != nil {
 		return err
 	}

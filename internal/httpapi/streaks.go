@@ -138,19 +138,28 @@ func (c *call) memberAndPage(b *memberBody, in any) (u user.User, page, limit in
 	return u, page, limit, nil
 }
 
+// streakMember is memberAndPage for the reads that show streak state: the
+// member's streaks, evaluated lazily, are brought up to date first.
+func (s *Server) streakMember(c *call, b *memberBody, in any) (u user.User, page, limit int, err error) {
+	if u, page, limit, err = c.memberAndPage(b, in); err != nil {
+		return user.User{}, 0, 0, err
+	}
+	if err := s.Streaks.Refresh(c.r.Context(), c.key.CommunityID, u.ID); err != nil {
+		return user.User{}, 0, 0, err
+	}
+	return u, page, limit, nil
+}
+
 func (s *Server) streakLogs(c *call) error {
 	var in struct {
 		memberBody
 		StreakID string `json:"streakId"`
 	}
-	u, page, limit, err := c.memberAndPage(&in.memberBody, &in)
+	u, page, limit, err := s.streakMember(c, &in.memberBody, &in)
 	if err != nil {
 		return err
 	}
 	ctx := c.r.Context()
-	if err := s.Streaks.Refresh(ctx, c.key.CommunityID, u.ID); err != nil {
-		return err
-	}
 	logs, total, err := s.Streaks.Logs(ctx, c.key.CommunityID, u.ID, streak.LogQuery{StreakID: in.StreakID, Page: page, Limit: limit})
 	if err != nil {
 		return err
@@ -163,14 +172,11 @@ func (s *Server) streakLogs(c *call) error {
 
 func (s *Server) miniGameStats(c *call) error {
 	var in memberBody
-	u, _, _, err := c.memberAndPage(&in, &in)
+	u, _, _, err := s.streakMember(c, &in, &in)
 	if err != nil {
 		return err
 	}
 	ctx, communityID := c.r.Context(), c.key.CommunityID
-	if err := s.Streaks.Refresh(ctx, communityID, u.ID); err != nil {
-		return err
-	}
 	standings, err := s.Streaks.Standings(ctx, communityID, u.ID)
 	if err != nil {
 		return err
