@@ -189,7 +189,7 @@ func (s *Service) Applications(ctx context.Context, communityID string, q Applic
 	}
 	rows, err := s.d.DB.Query(ctx, "SELECT "+applicationColumns+" FROM badge_applications "+where+" ORDER BY seq DESC LIMIT ? OFFSET ?",
 		append(args, q.Limit, q.Skip)...)
-	out, err := collect(rows, err, "list badge applications", func(r *sql.Rows) (Application, error) { return scanApplication(r) })
+	out, err := db.Collect(rows, err, "list badge applications", func(r db.Scanner) (Application, error) { return scanApplication(r) })
 	return out, total, err
 }
 

@@ -274,7 +274,7 @@ func (s *Service) heldWhere(ctx context.Context, where string, args ...any) (map
 		userID string
 		held   Held
 	}
-	list, err := collect(rows, err, "list held badges", func(r *sql.Rows) (row, error) {
+	list, err := db.Collect(rows, err, "list held badges", func(r db.Scanner) (row, error) {
 		userID, h, err := scanHeld(r)
 		return row{userID, h}, err
 	})

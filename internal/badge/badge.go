@@ -339,29 +339,8 @@ func (s *Service) List(ctx context.Context, communityID string, q ListQuery) ([]
 	}
 	rows, err := s.d.DB.Query(ctx, "SELECT "+badgeColumns+" FROM badges "+where+" ORDER BY created_at, id LIMIT ? OFFSET ?",
 		append(args, q.Limit, q.Skip)...)
-	out, err := collect(rows, err, "list badges", func(r *sql.Rows) (Badge, error) { return scanBadge(r) })
+	out, err := db.Collect(rows, err, "list badges", func(r db.Scanner) (Badge, error) { return scanBadge(r) })
 	return out, total, err
-}
-
-// collect reads every row of a query's result (rows, err) with scan; what
-// names the read in errors.
-func collect[T any](rows *sql.Rows, err error, what string, scan func(*sql.Rows) (T, error)) ([]T, error) {
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
 }
 
 // titleConflict turns a duplicate title into a Conflict.

@@ -63,10 +63,6 @@ func (s *Service) List(ctx context.Context, communityID string, q ListQuery) ([]
 		where += ` AND (LOWER(name) LIKE ? ESCAPE '\' OR slug LIKE ? ESCAPE '\')`
 		args = append(args, pattern, pattern)
 	}
-	var total int
-	if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM leaderboards WHERE "+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count leaderboards: %w", err)
-	}
 	col, ok := Sortable[q.SortField]
 	if !ok {
 		col = "created_at"
@@ -75,27 +71,15 @@ func (s *Service) List(ctx context.Context, communityID string, q ListQuery) ([]
 	if q.SortDesc {
 		dir = "DESC"
 	}
-	rows, err := s.d.DB.Query(ctx, "SELECT doc FROM leaderboards WHERE "+where+" ORDER BY "+col+" "+dir+", id "+dir+" LIMIT ? OFFSET ?",
-		append(args, q.Limit, (q.Page-1)*q.Limit)...)
+	out, total, err := db.ListPage(ctx, s.d.DB, "SELECT COUNT(*) FROM leaderboards WHERE "+where,
+		"SELECT doc FROM leaderboards WHERE "+where+" ORDER BY "+col+" "+dir+", id "+dir, args, (q.Page-1)*q.Limit, q.Limit, scanBoard)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list leaderboards: %w", err)
-	}
-	defer rows.Close()
-	out := []Leaderboard{}
-	for rows.Next() {
-		b, err := scanBoard(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("list leaderboards: %w", err)
 	}
 	return out, total, nil
 }
 
-func scanBoard(r interface{ Scan(...any) error }) (Leaderboard, error) {
+func scanBoard(r db.Scanner) (Leaderboard, error) {
 	var doc string
 	if err := r.Scan(&doc); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {

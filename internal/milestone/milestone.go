@@ -166,7 +166,7 @@ func (s *Service) apply(ctx context.Context, q *db.Tx, m *Milestone, in Input, c
 
 const columns = `id, community_id, name, description, metric, streak_id, target, reward_xp, reward_coins, sort_order, created_at, updated_at`
 
-func scan(r interface{ Scan(...any) error }) (Milestone, error) {
+func scan(r db.Scanner) (Milestone, error) {
 	var (
 		m                Milestone
 		created, updated int64
@@ -280,19 +280,7 @@ type querier interface {
 
 func (s *Service) all(ctx context.Context, q querier, tail string, args ...any) ([]Milestone, error) {
 	rows, err := q.Query(ctx, "SELECT "+columns+" FROM milestones "+tail, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list milestones: %w", err)
-	}
-	defer rows.Close()
-	out := []Milestone{}
-	for rows.Next() {
-		m, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return db.Collect(rows, err, "list milestones", scan)
 }
 
 // Progress is a member's standing toward one milestone.

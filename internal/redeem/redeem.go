@@ -278,39 +278,12 @@ func (s *Service) Orders(ctx context.Context, communityID string, q OrderQuery) 
 		where += " AND o.created_at <= ?"
 		args = append(args, q.To.UnixMilli())
 	}
-	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_orders o JOIN redemption_statuses s ON s.id = o.status_id"+where,
+	return db.ListPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_orders o JOIN redemption_statuses s ON s.id = o.status_id"+where,
 		orderSelect+where+" ORDER BY o.created_at DESC, o.id DESC", args, q.Skip, q.Limit, scanOrder)
 }
 
 // scanner is a row to scan.
-type scanner interface{ Scan(...any) error }
-
-// listPage counts the rows of countSQL and reads the page [skip,
-// skip+limit) of listSQL (which takes the same args), scanning each row.
-func listPage[T any](ctx context.Context, d *db.DB, countSQL, listSQL string, args []any, skip, limit int,
-	scan func(scanner) (T, error)) ([]T, int, error) {
-	var total int
-	if err := d.QueryRow(ctx, countSQL, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count: %w", err)
-	}
-	rows, err := d.Query(ctx, listSQL+" LIMIT ? OFFSET ?", append(args, limit, skip)...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list: %w", err)
-	}
-	defer rows.Close()
-	out := []T{}
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, 0, err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list: %w", err)
-	}
-	return out, total, nil
-}
+type scanner = db.Scanner
 
 // OrdersByEmail lists the orders of the community's member with this email
 // (deleted members included: their orders stay on the books). An email
@@ -349,7 +322,7 @@ func (s *Service) History(ctx context.Context, communityID, ref string, skip, li
 	if err != nil {
 		return nil, 0, err
 	}
-	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_status_history WHERE order_id = ?",
+	return db.ListPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_status_history WHERE order_id = ?",
 		`SELECT h.id, h.from_status_id, h.refunded, h.actor_kind, h.actor_id, h.created_at, s.id, s.name, s.color, s.is_final, s.refunds
 		FROM redemption_status_history h JOIN redemption_statuses s ON s.id = h.status_id WHERE h.order_id = ? ORDER BY h.seq`,
 		[]any{o.ID}, skip, limit, func(r scanner) (HistoryEntry, error) {

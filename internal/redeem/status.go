@@ -161,7 +161,7 @@ func (s *Service) Statuses(ctx context.Context, communityID string, skip, limit 
 	if err := s.readyStatuses(ctx, communityID); err != nil {
 		return nil, 0, err
 	}
-	return listPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_statuses WHERE community_id = ?",
+	return db.ListPage(ctx, s.d.DB, "SELECT COUNT(*) FROM redemption_statuses WHERE community_id = ?",
 		"SELECT "+statusColumns+" FROM redemption_statuses WHERE community_id = ? ORDER BY display_order, created_at, id",
 		[]any{communityID}, skip, limit, scanStatus)
 }
