@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh: HTTP load test of Rally on SQLite against a bare net/http baseline.
 # See bench/README.md. Tunables (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_RALLY_PORT (18080), BENCH_BASELINE_PORT (18090),
+# BENCH_CONNECTIONS (64), BENCH_THREADS (1), BENCH_RALLY_PORT (18080), BENCH_BASELINE_PORT (18090),
 # BENCH_STRICT=1 to exit 1 when the read target is missed.
 set -euo pipefail
 
 duration=${BENCH_DURATION:-10s}
 warmup=${BENCH_WARMUP:-2s}
 conns=${BENCH_CONNECTIONS:-64}
-threads=${BENCH_THREADS:-2}
+# One wrk thread drives 64 connections faster than two on a 2-core machine (it leaves a core to the
+# server instead of competing for both); see "Load generator threads" in bench/README.md.
+threads=${BENCH_THREADS:-1}
 rally_port=${BENCH_RALLY_PORT:-18080}
 base_port=${BENCH_BASELINE_PORT:-18090}
 
