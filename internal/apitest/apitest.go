@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -287,6 +288,9 @@ func (e *Env) validate(req Request, res *Response) error {
 		if res.Status == http.StatusNotFound || res.Status == http.StatusMethodNotAllowed {
 			return checkErrorBody(res)
 		}
+		if res.Status == http.StatusMovedPermanently || res.Status == http.StatusPermanentRedirect {
+			return checkCleanRedirect(u, q, res)
+		}
 		return fmt.Errorf("no contract operation for %s %s", req.Method, u)
 	}
 	in := &openapi3filter.ResponseValidationInput{
@@ -423,4 +427,24 @@ func (e *Env) Drain(communityID, subscriber string) {
 		}
 		return head > 0 && done >= head
 	})
+}
+
+// checkCleanRedirect checks the server's answer to a path that is not clean
+// (empty, "." or ".." segments): a redirect to the same path form, cleaned,
+// with the query kept.
+func checkCleanRedirect(p, query string, res *Response) error {
+	want := path.Clean(p)
+	if strings.HasSuffix(p, "/") && want != "/" {
+		want += "/"
+	}
+	if want == p {
+		return fmt.Errorf("redirect %d from the clean path %s", res.Status, p)
+	}
+	if query != "" {
+		want += "?" + query
+	}
+	if loc := res.Header.Get("Location"); loc != want {
+		return fmt.Errorf("redirect to %q, want %q", loc, want)
+	}
+	return nil
 }

@@ -35,6 +35,10 @@ func normalisePath(p string) string {
 // Secure Auth), then the normalised path. Unmatched paths get the error
 // envelope: 404, or 405 with Allow when only the method is wrong.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if cp, ok := cleanPath(r.URL.Path); !ok {
+		redirectClean(w, r, cp)
+		return
+	}
 	p := normalisePath(r.URL.Path)
 	// A request without a body (every GET) has nothing to bound.
 	if r.Body != nil && r.Body != http.NoBody {
@@ -69,13 +73,39 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(&ex.uw, r)
 }
 
-// mayBeRaw reports whether path p can match a pattern of the raw mux: it
-// starts with one of their literal prefixes, or it is not clean (the mux
-// answers those with a redirect).
-func (s *Server) mayBeRaw(p string) bool {
-	if strings.Contains(p, "//") || strings.Contains(p, "/.") {
-		return true
+// cleanPath returns p with empty, "." and ".." segments resolved (a
+// trailing slash kept), and whether p was clean already. It is the cleaning
+// net/http's ServeMux does, done before the prefix is stripped so that a
+// redirect keeps the path form the client used.
+func cleanPath(p string) (string, bool) {
+	if p == "" {
+		return "/", false
 	}
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") && p[0] == '/' {
+		return p, true
+	}
+	cp := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && cp != "/" {
+		cp += "/"
+	}
+	return cp, cp == p
+}
+
+// redirectClean sends a client to the clean form cp of its path, with its
+// query: 301 for GET and HEAD as ServeMux does, 308 for other methods so
+// that the method and body are sent again.
+func redirectClean(w http.ResponseWriter, r *http.Request, cp string) {
+	u := url.URL{Path: cp, RawQuery: r.URL.RawQuery}
+	code := http.StatusPermanentRedirect
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		code = http.StatusMovedPermanently
+	}
+	http.Redirect(w, r, u.String(), code)
+}
+
+// mayBeRaw reports whether the clean path p can match a pattern of the raw
+// mux: it starts with one of their literal prefixes.
+func (s *Server) mayBeRaw(p string) bool {
 	for _, pre := range s.rawPrefixes {
 		if strings.HasPrefix(p, pre) {
 			return true

@@ -59,3 +59,32 @@ func TestUnknownJSONFieldsAreIgnored(t *testing.T) {
 		t.Fatalf("update with unknown fields: %s", res.Body)
 	}
 }
+
+// TestUncleanPathsRedirectInTheirForm checks that a path with empty or dot
+// segments is redirected to its clean form with the client's prefix and
+// query kept, 301 for reads and 308 (method and body kept) for writes.
+func TestUncleanPathsRedirectInTheirForm(t *testing.T) {
+	e := apitest.New(t)
+	id, key := e.Community("Iota", "iota")
+	cases := []struct{ method, path, want string }{
+		{"GET", "/v1//healthz", "/v1/healthz"},
+		{"GET", "/apis/v1/./healthz", "/apis/v1/healthz"},
+		{"GET", "//healthz", "/healthz"},
+		{"GET", "/api/v1//management/communities/" + id + "?x=1", "/api/v1/management/communities/" + id + "?x=1"},
+		{"GET", "/v1/management/x/../communities/" + id, "/v1/management/communities/" + id},
+		{"PUT", "/v1//community-bot", "/v1/community-bot"},
+		{"POST", "/v1/users//", "/v1/users/"},
+	}
+	for _, c := range cases {
+		res := e.Do(apitest.Request{Method: c.method, Path: c.path, Key: key})
+		want := 301
+		if c.method != "GET" {
+			want = 308
+		}
+		if res.Status != want || res.Header.Get("Location") != c.want {
+			t.Errorf("%s %s: %d to %q, want %d to %q", c.method, c.path, res.Status, res.Header.Get("Location"), want, c.want)
+		}
+	}
+	// The clean form answers.
+	e.Do(apitest.Request{Method: "GET", Path: "/api/v1/management/communities/" + id, Key: key}).Expect(t, 200)
+}
