@@ -7,10 +7,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rallyhq/rally/internal/db"
 )
 
-// lagQueryTimeout bounds the query a scrape runs for the delivery lag.
-const lagQueryTimeout = 5 * time.Second
+// lagQueryTimeout bounds the queries a scrape runs for the delivery lag;
+// maxLagCount bounds the pending events they count (the gauge saturates
+// there).
+const (
+	lagQueryTimeout = 5 * time.Second
+	maxLagCount     = 100_000
+)
 
 var (
 	descAppended = prometheus.NewDesc("rally_events_appended_total",
@@ -20,7 +27,7 @@ var (
 	descFailures = prometheus.NewDesc("rally_event_delivery_failures_total",
 		"Batches of outbox events a subscriber failed to handle on this node (rolled back and retried later).", []string{"subscriber"}, nil)
 	descLag = prometheus.NewDesc("rally_event_delivery_lag_events",
-		"Outbox events not yet handled by the slowest subscriber, summed over communities (read from the database at scrape time).", nil, nil)
+		"Outbox events the slowest subscriber has yet to handle, summed over communities (read from the database at scrape time; saturates at 100000).", nil, nil)
 )
 
 // Metrics returns the outbox's Prometheus collector.
@@ -75,8 +82,10 @@ func (m dispatcherMetrics) Collect(ch chan<- prometheus.Metric) {
 // lag returns how many outbox events the slowest subscriber has yet to
 // handle, summed over the communities some subscriber has an offset in (a
 // community's first dispatch creates the offsets; one that never had one is
-// not counted). It reads every subscriber offset once and each such
-// community's head through the events index.
+// not counted). Sequence numbers are shared by every community, so a
+// community's head minus an offset would count other communities' events
+// too: the pending events are counted through the events index instead, at
+// most maxLagCount in all, so a scrape during a large backlog stays cheap.
 func (d *Dispatcher) lag(ctx context.Context) (int64, error) {
 	if len(d.subs) == 0 {
 		return 0, nil
@@ -88,31 +97,40 @@ func (d *Dispatcher) lag(ctx context.Context) (int64, error) {
 	q := `SELECT o.community_id, MIN(o.last_seq), COUNT(*),
 		(SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.community_id = o.community_id)
 		FROM event_offsets o WHERE o.subscriber IN (?` + strings.Repeat(", ?", len(names)-1) + `) GROUP BY o.community_id`
+	type behind struct {
+		community string
+		slowest   int64
+		offsets   int
+		head      int64
+	}
 	rows, err := d.db.Query(ctx, q, names...)
+	all, err := db.Collect(rows, err, "read event delivery lag", func(r db.Scanner) (behind, error) {
+		var b behind
+		if err := r.Scan(&b.community, &b.slowest, &b.offsets, &b.head); err != nil {
+			return b, fmt.Errorf("read event delivery lag: %w", err)
+		}
+		return b, nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("read event delivery lag: %w", err)
+		return 0, err
 	}
-	defer rows.Close()
-	var lag int64
-	for rows.Next() {
-		var (
-			community     string
-			slowest, head int64
-			withOffset    int
-		)
-		if err := rows.Scan(&community, &slowest, &withOffset, &head); err != nil {
-			return 0, fmt.Errorf("read event delivery lag: %w", err)
-		}
-		if withOffset < len(d.subs) {
+	var total int64
+	for _, b := range all {
+		if b.offsets < len(d.subs) {
 			// A subscriber without an offset has handled nothing yet.
-			slowest = 0
+			b.slowest = 0
 		}
-		if head > slowest {
-			lag += head - slowest
+		if b.head <= b.slowest {
+			continue
+		}
+		var n int64
+		if err := d.db.QueryRow(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE community_id = ? AND seq > ? LIMIT ?) pending",
+			b.community, b.slowest, maxLagCount-total).Scan(&n); err != nil {
+			return 0, fmt.Errorf("read event delivery lag of %s: %w", b.community, err)
+		}
+		if total += n; total >= maxLagCount {
+			break
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read event delivery lag: %w", err)
-	}
-	return lag, nil
+	return total, nil
 }
