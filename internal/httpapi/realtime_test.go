@@ -581,6 +581,11 @@ func TestRealtimeSlowClientDropped(t *testing.T) {
 	if s := websocket.CloseStatus(slow.err); s != websocket.StatusTryAgainLater && s != -1 {
 		t.Fatalf("slow client closed with %v", slow.err)
 	}
+	// Operators see the drop, of the slow client alone.
+	m := scrape(t, e)
+	if got := m["rally_realtime_slow_clients_dropped_total"]; got != 1 {
+		t.Fatalf("rally_realtime_slow_clients_dropped_total = %v, want 1", got)
+	}
 }
 
 func TestRealtimePingAndShutdown(t *testing.T) {
