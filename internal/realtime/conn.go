@@ -65,9 +65,7 @@ const (
 // item is one unit of a connection's send queue, written in order by the
 // connection's writer.
 type item struct {
-	kind itemKind
-	// ftype is the frame's type (raw and event items).
-	ftype   frameKind
+	kind    itemKind
 	seq     int64
 	channel string
 	frame   []byte
@@ -75,6 +73,9 @@ type item struct {
 	after, upTo int64
 	channels    []string
 	all         bool
+	// ftype is the frame's type (raw and event items); it fills padding
+	// after all, so queued items do not grow.
+	ftype frameKind
 	// close: status and reason.
 	code   websocket.StatusCode
 	reason string
