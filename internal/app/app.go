@@ -199,11 +199,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	metrics := metric.NewReader(a.Gamification)
 	a.Referrals = referral.NewService(referral.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Metrics: metrics})
 	a.Milestones = milestone.NewService(milestone.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, XP: a.XP, Metrics: metrics})
-	if _, err := event.NewDispatcher(event.DispatcherDeps{
+	dispatcher, err := event.NewDispatcher(event.DispatcherDeps{
 		DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "events"),
 		Subscribers: []event.Subscriber{a.Feed.Subscriber(), a.Streaks.Subscriber(), a.Gamification.Subscriber(),
 			a.Referrals.Subscriber(), a.Milestones.Subscriber()}, Outbox: a.Outbox,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	a.Leaderboards = leaderboard.NewService(leaderboard.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Users: a.Users})
@@ -242,7 +243,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Config: realtime.Config{PingInterval: a.Config.RealtimePing, SendBuffer: a.Config.RealtimeBuffer,
 			PermissionTTL: a.Config.RealtimePermissionTTL}})
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		a.Outbox.Metrics(), dispatcher.Metrics(), a.Realtime.Metrics())
 	a.handler = httpapi.New(httpapi.Deps{
 		Logger: a.Log, DB: a.DB, Keys: a.Keys, Communities: a.Communities, Events: a.Feed,
 		Grants: a.Roles, Roles: a.Roles, UserFields: a.UserFields, Store: a.Store,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -63,6 +64,10 @@ type Dispatcher struct {
 	subs      []Subscriber
 	retention time.Duration
 	outbox    *Outbox
+	// delivered and failed count, per subscriber (index of subs), the
+	// events handed over in committed batches and the batches that failed.
+	delivered []atomic.Uint64
+	failed    []atomic.Uint64
 }
 
 // NewDispatcher registers the dispatch and sweep workers and the periodic
@@ -91,6 +96,8 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		subs:      deps.Subscribers,
 		retention: orDefault(deps.Retention, DefaultRetention),
 		outbox:    deps.Outbox,
+		delivered: make([]atomic.Uint64, len(deps.Subscribers)),
+		failed:    make([]atomic.Uint64, len(deps.Subscribers)),
 	}
 	if deps.Outbox != nil && deps.DB.Dialect == db.SQLite {
 		deps.Outbox.mu.Lock()
@@ -126,27 +133,29 @@ func orDefault(d, def time.Duration) time.Duration {
 // failing event next time.
 func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
 	var failed []error
-	for _, s := range d.subs {
-		if err := d.drain(ctx, s, communityID); err != nil {
+	for i, s := range d.subs {
+		if err := d.drain(ctx, i, communityID); err != nil {
 			failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
 		}
 	}
 	return errors.Join(failed...)
 }
 
-// drain hands s the community's events past its offset, a batch per
-// transaction, until none are left.
-func (d *Dispatcher) drain(ctx context.Context, s Subscriber, communityID string) error {
+// drain hands subscriber i the community's events past its offset, a batch
+// per transaction, until none are left.
+func (d *Dispatcher) drain(ctx context.Context, i int, communityID string) error {
 	for {
 		var handled int
 		err := d.db.Tx(ctx, func(tx *db.Tx) error {
-			n, err := d.deliverBatch(ctx, tx, s, communityID)
+			n, err := d.deliverBatch(ctx, tx, d.subs[i], communityID)
 			handled = n
 			return err
 		})
 		if err != nil {
+			d.failed[i].Add(1)
 			return err
 		}
+		d.delivered[i].Add(uint64(handled))
 		if handled < batchSize {
 			return nil
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rallyhq/rally/internal/clock"
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/db/dbtest"
@@ -105,6 +107,40 @@ func count(t *testing.T, d *db.DB, q string, args ...any) int {
 	return n
 }
 
+// metric gathers c through a pedantic registry (which checks it describes
+// what it collects) and returns the value of the series name whose labels
+// are the label-value pairs given; -1 when there is none.
+func metric(t *testing.T, c prometheus.Collector, name string, labels ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			if len(m.GetLabel()) != len(labels)/2 {
+				continue
+			}
+			for i, l := range m.GetLabel() {
+				if l.GetName() != labels[2*i] || l.GetValue() != labels[2*i+1] {
+					continue series
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
 // waitFor polls cond until it holds or 10s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -139,8 +175,18 @@ func TestRolledBackAppendLeavesNothingAndCommittedReachesFeed(t *testing.T) {
 		t.Fatalf("rolled-back append left %d dispatch jobs", n)
 	}
 
+	if n := metric(t, r.outbox.Metrics(), "rally_events_appended_total"); n != 0 {
+		t.Fatalf("rolled-back append counted: %v appended", n)
+	}
+
 	r.append(t, "cA", "user.created", map[string]string{"name": "ada"})
+	if n := metric(t, r.outbox.Metrics(), "rally_events_appended_total"); n != 1 {
+		t.Fatalf("%v appended, want 1", n)
+	}
 	waitFor(t, "the event in the feed", func() bool { return len(r.all(t, "cA")) == 1 })
+	waitFor(t, "the delivery counted", func() bool {
+		return metric(t, r.disp.Metrics(), "rally_events_delivered_total", "subscriber", event.FeedSubscriberName) == 1
+	})
 	got := r.all(t, "cA")[0]
 	if got.Type != "user.created" || got.CommunityID != "cA" || string(got.Payload) != `{"name":"ada"}` || !got.OccurredAt.Equal(t0) {
 		t.Fatalf("feed item %+v", got)
@@ -454,6 +500,23 @@ func TestSweepRedispatchesAndPrunes(t *testing.T) {
 	if len(r.all(t, "cA")) != 1 {
 		t.Fatal("a failing subscriber held the feed back")
 	}
+	// Each community's dispatch failed once for "slow", which has handled
+	// neither community's event; the feed handled both.
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"rally_event_delivery_failures_total", []string{"subscriber", "slow"}, 2},
+		{"rally_event_delivery_failures_total", []string{"subscriber", event.FeedSubscriberName}, 0},
+		{"rally_events_delivered_total", []string{"subscriber", "slow"}, 0},
+		{"rally_events_delivered_total", []string{"subscriber", event.FeedSubscriberName}, 2},
+		{"rally_event_delivery_lag_events", nil, 2},
+	} {
+		if got := metric(t, r.disp.Metrics(), c.name, c.labels...); got != c.want {
+			t.Fatalf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
 
 	// Old enough, but "slow" has not passed them: kept.
 	oldA, oldB := count(t, r.d, "SELECT MAX(seq) FROM events WHERE community_id = ?", "cA"), count(t, r.d, "SELECT MAX(seq) FROM events WHERE community_id = ?", "cB")
@@ -472,10 +535,19 @@ func TestSweepRedispatchesAndPrunes(t *testing.T) {
 	lagging = false
 	mu.Unlock()
 	r.append(t, "cA", "t", nil) // recent: kept even once delivered
+	if got := metric(t, r.disp.Metrics(), "rally_event_delivery_lag_events"); got != 3 {
+		t.Fatalf("lag %v, want 3", got)
+	}
 	for _, c := range []string{"cA", "cB"} {
 		if err := r.disp.Dispatch(ctx, c); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := metric(t, r.disp.Metrics(), "rally_event_delivery_lag_events"); got != 0 {
+		t.Fatalf("lag %v once every subscriber caught up, want 0", got)
+	}
+	if got := metric(t, r.disp.Metrics(), "rally_events_delivered_total", "subscriber", "slow"); got != 3 {
+		t.Fatalf("slow delivered %v, want 3", got)
 	}
 	if _, err := r.d.Exec(ctx, "DELETE FROM river_job"); err != nil {
 		t.Fatal(err)

@@ -54,6 +54,8 @@ type Outbox struct {
 	versions sync.Map
 	// committed are told, after commit, which community got new events.
 	committed []func(communityID string)
+	// appended counts the events of committed transactions.
+	appended atomic.Uint64
 }
 
 // NotifyChannel is the PostgreSQL NOTIFY channel Append signals on, with the
@@ -206,7 +208,7 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	if err := o.signal(ctx, tx, communityID); err != nil {
+	if err := o.signal(ctx, tx, communityID, len(events)); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	// One dispatch job per transaction is enough: it is committed with
@@ -255,9 +257,11 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 // signal arranges for the commit of tx to be announced: to this process's
 // OnCommit listeners and, on PostgreSQL, to every node through NOTIFY
 // (delivered at commit, never on rollback), once per transaction and
-// community.
-func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string) error {
+// community; and for the n events just appended to be counted then.
+func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string, n int) error {
 	if !tx.First("event.signal:" + communityID) {
+		// A later append of the transaction (rare: most append once).
+		tx.AfterCommit(func() { o.appended.Add(uint64(n)) })
 		return nil
 	}
 	if tx.Dialect() == db.Postgres {
@@ -268,13 +272,12 @@ func (o *Outbox) signal(ctx context.Context, tx *db.Tx, communityID string) erro
 	o.mu.Lock()
 	hooks := o.committed
 	o.mu.Unlock()
-	if len(hooks) > 0 {
-		tx.AfterCommit(func() {
-			for _, f := range hooks {
-				f(communityID)
-			}
-		})
-	}
+	tx.AfterCommit(func() {
+		o.appended.Add(uint64(n))
+		for _, f := range hooks {
+			f(communityID)
+		}
+	})
 	return nil
 }
 

@@ -392,6 +392,16 @@ func TestRealtimeTenancyAndPartnerWatch(t *testing.T) {
 	if f := partnerA.expect("error"); f["code"] != "forbidden" {
 		t.Fatalf("key typing: %v", f)
 	}
+	// Following every channel counts as one subscription, however often
+	// it is asked for: both keys' and Zed's one channel.
+	if got := scrape(t, e)["rally_realtime_subscriptions"]; got != 3 {
+		t.Fatalf("rally_realtime_subscriptions = %v, want 3", got)
+	}
+	partnerA.send(map[string]any{"type": "unsubscribe", "all": true})
+	partnerA.expect("unsubscribed")
+	if got := scrape(t, e)["rally_realtime_subscriptions"]; got != 2 {
+		t.Fatalf("rally_realtime_subscriptions after unsubscribing all = %v, want 2", got)
+	}
 }
 
 // eventID reads a frame's eventId.
@@ -580,6 +590,11 @@ func TestRealtimeSlowClientDropped(t *testing.T) {
 	}
 	if s := websocket.CloseStatus(slow.err); s != websocket.StatusTryAgainLater && s != -1 {
 		t.Fatalf("slow client closed with %v", slow.err)
+	}
+	// Operators see the drop, of the slow client alone.
+	m := scrape(t, e)
+	if got := m["rally_realtime_slow_clients_dropped_total"]; got != 1 {
+		t.Fatalf("rally_realtime_slow_clients_dropped_total = %v, want 1", got)
 	}
 }
 

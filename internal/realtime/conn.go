@@ -73,6 +73,9 @@ type item struct {
 	after, upTo int64
 	channels    []string
 	all         bool
+	// ftype is the frame's type (raw and event items); it fills padding
+	// after all, so queued items do not grow.
+	ftype frameKind
 	// close: status and reason.
 	code   websocket.StatusCode
 	reason string
@@ -102,6 +105,10 @@ type conn struct {
 	dropOnce    sync.Once
 	closed      sync.WaitGroup
 	recheckSent atomic.Bool
+	// sent counts the frames written, by type: the connection's own
+	// counters, so writers on many cores never share one (Hub.Metrics sums
+	// them).
+	sent [numFrameKinds]atomic.Uint64
 
 	// mu guards the subscriptions; with comm.mu, comm.mu comes first.
 	mu sync.Mutex
@@ -191,12 +198,12 @@ func (c *conn) readLoop() {
 			return
 		}
 		if typ != websocket.MessageText {
-			c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "Send JSON text frames.", "")})
+			c.push(errItem(CodeBadFrame, "Send JSON text frames.", ""))
 			continue
 		}
 		var f clientFrame
 		if err := json.Unmarshal(data, &f); err != nil {
-			c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "The frame is not valid JSON: "+err.Error(), "")})
+			c.push(errItem(CodeBadFrame, "The frame is not valid JSON: "+err.Error(), ""))
 			continue
 		}
 		switch f.Type {
@@ -207,10 +214,10 @@ func (c *conn) readLoop() {
 		case "typing":
 			c.typing(f)
 		case "ping":
-			c.push(item{kind: itemRaw, frame: encode(map[string]string{"type": FramePong})})
+			c.push(item{kind: itemRaw, ftype: kindPong, frame: encode(map[string]string{"type": FramePong})})
 		default:
-			c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "Unknown frame type "+quote(f.Type)+
-				": send subscribe, unsubscribe, typing or ping.", "")})
+			c.push(errItem(CodeBadFrame, "Unknown frame type "+quote(f.Type)+
+				": send subscribe, unsubscribe, typing or ping.", ""))
 		}
 	}
 }
@@ -248,16 +255,16 @@ func (c *conn) subscribe(f clientFrame) {
 	ids, ok := channelIDs(f.Channels)
 	switch {
 	case !ok:
-		c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "channels must hold channel ids.", "")})
+		c.push(errItem(CodeBadFrame, "channels must hold channel ids.", ""))
 		return
 	case len(ids) == 0 && !f.All:
-		c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "channels is required: the ids of the channels to follow.", "")})
+		c.push(errItem(CodeBadFrame, "channels is required: the ids of the channels to follow.", ""))
 		return
 	case last != nil && *last < 0:
-		c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "lastEventId must be an event id of at least 0.", "")})
+		c.push(errItem(CodeBadFrame, "lastEventId must be an event id of at least 0.", ""))
 		return
 	case f.All && !c.cl.Actor.Partner:
-		c.push(item{kind: itemRaw, frame: errFrame(CodeForbidden, "Only a community API key may follow every channel.", "")})
+		c.push(errItem(CodeForbidden, "Only a community API key may follow every channel.", ""))
 		return
 	}
 	c.mu.Lock()
@@ -270,8 +277,8 @@ func (c *conn) subscribe(f clientFrame) {
 	count := len(c.subs)
 	c.mu.Unlock()
 	if count+len(fresh) > c.h.cfg.MaxSubscriptions {
-		c.push(item{kind: itemRaw, frame: errFrame(CodeTooMany, "A connection follows at most "+itoa(c.h.cfg.MaxSubscriptions)+
-			" channels; nothing in this frame was subscribed.", "")})
+		c.push(errItem(CodeTooMany, "A connection follows at most "+itoa(c.h.cfg.MaxSubscriptions)+
+			" channels; nothing in this frame was subscribed.", ""))
 		return
 	}
 	accepted := make([]string, 0, len(fresh))
@@ -289,9 +296,9 @@ func (c *conn) subscribe(f clientFrame) {
 			c.push(item{kind: itemClose, code: statusInternalError, reason: "cannot check channel access"})
 			return
 		case errs.NotFound:
-			c.push(item{kind: itemRaw, frame: errFrame(CodeNotFound, "Channel not found.", id)})
+			c.push(errItem(CodeNotFound, "Channel not found.", id))
 		default:
-			c.push(item{kind: itemRaw, frame: errFrame(CodeForbidden, "You cannot read this channel.", id)})
+			c.push(errItem(CodeForbidden, "You cannot read this channel.", id))
 		}
 	}
 	c.h.register(c, accepted, f.All, last)
@@ -317,6 +324,7 @@ func (h *Hub) register(c *conn, ids []string, all bool, last *int64) {
 		from = *last
 	}
 	c.mu.Lock()
+	added := int64(0)
 	for _, id := range ids {
 		set := comm.channels[id]
 		if set == nil {
@@ -324,14 +332,21 @@ func (h *Hub) register(c *conn, ids []string, all bool, last *int64) {
 			comm.channels[id] = set
 		}
 		set[c] = struct{}{}
+		if _, dup := c.subs[id]; !dup {
+			added++
+		}
 		c.subs[id] = from
 	}
 	if all {
 		comm.all[c] = struct{}{}
+		if !c.all {
+			added++
+		}
 		c.all, c.allFrom = true, from
 	}
 	c.mu.Unlock()
-	c.push(item{kind: itemRaw, frame: encode(subscribedFrame{Type: FrameSubscribed, Channels: ids, All: all, EventID: from})})
+	h.subscriptions.Add(added)
+	c.push(item{kind: itemRaw, ftype: kindSubscribed, frame: encode(subscribedFrame{Type: FrameSubscribed, Channels: ids, All: all, EventID: from})})
 	if last != nil && *last < head && (len(ids) > 0 || all) {
 		c.push(item{kind: itemReplay, after: *last, upTo: head, channels: ids, all: all})
 	}
@@ -341,7 +356,7 @@ func (h *Hub) register(c *conn, ids []string, all bool, last *int64) {
 func (c *conn) unsubscribe(f clientFrame) {
 	ids, ok := channelIDs(f.Channels)
 	if !ok || (len(ids) == 0 && !f.All) {
-		c.push(item{kind: itemRaw, frame: errFrame(CodeBadFrame, "channels is required: the ids of the channels to stop following.", "")})
+		c.push(errItem(CodeBadFrame, "channels is required: the ids of the channels to stop following.", ""))
 		return
 	}
 	comm := c.comm
@@ -354,6 +369,9 @@ func (c *conn) unsubscribe(f clientFrame) {
 			ids = append(ids, id)
 		}
 		delete(comm.all, c)
+		if c.all {
+			c.h.subscriptions.Add(-1)
+		}
 		c.all = false
 	}
 	removed := make([]string, 0, len(ids))
@@ -364,12 +382,13 @@ func (c *conn) unsubscribe(f clientFrame) {
 		}
 	}
 	c.mu.Unlock()
-	c.push(item{kind: itemRaw, frame: encode(subscribedFrame{Type: FrameUnsubscribed, Channels: removed, All: f.All})})
+	c.push(item{kind: itemRaw, ftype: kindUnsubscribed, frame: encode(subscribedFrame{Type: FrameUnsubscribed, Channels: removed, All: f.All})})
 }
 
 // unsubscribeLocked drops one channel; comm.mu and c.mu are held.
 func (c *conn) unsubscribeLocked(id string) {
 	delete(c.subs, id)
+	c.h.subscriptions.Add(-1)
 	if set := c.comm.channels[id]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {
@@ -383,14 +402,14 @@ func (c *conn) unsubscribeLocked(id string) {
 func (c *conn) typing(f clientFrame) {
 	id := strings.ToLower(strings.TrimSpace(f.ChannelID))
 	if c.cl.Actor.Partner || c.cl.Actor.UserID == "" {
-		c.push(item{kind: itemRaw, frame: errFrame(CodeForbidden, "Typing notices come from members, not API keys.", id)})
+		c.push(errItem(CodeForbidden, "Typing notices come from members, not API keys.", id))
 		return
 	}
 	c.mu.Lock()
 	_, subscribed := c.subs[id]
 	c.mu.Unlock()
 	if !subscribed {
-		c.push(item{kind: itemRaw, frame: errFrame(CodeNotSubscribed, "Subscribe to a channel before typing in it.", id)})
+		c.push(errItem(CodeNotSubscribed, "Subscribe to a channel before typing in it.", id))
 		return
 	}
 	now := time.Now()
@@ -476,11 +495,11 @@ var errClosing = errors.New("connection closing")
 func (c *conn) handle(it item) error {
 	switch it.kind {
 	case itemRaw:
-		return c.write(it.frame)
+		return c.write(it.ftype, it.frame)
 	case itemEvent:
-		return c.deliver(it.seq, it.channel, it.frame, false)
+		return c.deliver(it.seq, it.channel, it.ftype, it.frame, false)
 	case itemTyping:
-		return c.deliver(0, it.channel, it.frame, true)
+		return c.deliver(0, it.channel, kindTyping, it.frame, true)
 	case itemReplay:
 		return c.replay(it)
 	case itemRecheck:
@@ -492,16 +511,21 @@ func (c *conn) handle(it item) error {
 	return nil
 }
 
-func (c *conn) write(frame []byte) error {
+// write writes one frame of type k and counts it.
+func (c *conn) write(k frameKind, frame []byte) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.WriteTimeout)
 	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		return err
+	}
+	c.sent[k].Add(1)
+	return nil
 }
 
 // deliver writes a channel's frame when the connection still follows the
 // channel (past the subscription's start, unless replaying or typing) and
 // may still read it.
-func (c *conn) deliver(seq int64, channelID string, frame []byte, anySeq bool) error {
+func (c *conn) deliver(seq int64, channelID string, k frameKind, frame []byte, anySeq bool) error {
 	c.mu.Lock()
 	from, sub := c.subs[channelID]
 	viaAll := c.all && (anySeq || seq > c.allFrom)
@@ -510,7 +534,7 @@ func (c *conn) deliver(seq int64, channelID string, frame []byte, anySeq bool) e
 		return nil
 	}
 	if viaAll {
-		return c.write(frame)
+		return c.write(k, frame)
 	}
 	ok, aging, err := c.mayRead(channelID)
 	if err != nil {
@@ -519,7 +543,7 @@ func (c *conn) deliver(seq int64, channelID string, frame []byte, anySeq bool) e
 	if !ok {
 		return c.revoke(channelID)
 	}
-	if err := c.write(frame); err != nil {
+	if err := c.write(k, frame); err != nil {
 		return err
 	}
 	if aging {
@@ -580,7 +604,7 @@ func (c *conn) revoke(channelID string) error {
 	if !sub {
 		return nil
 	}
-	return c.write(encode(subscribedFrame{Type: FrameUnsubscribed, Channels: []string{channelID}, Reason: "forbidden"}))
+	return c.write(kindUnsubscribed, encode(subscribedFrame{Type: FrameUnsubscribed, Channels: []string{channelID}, Reason: "forbidden"}))
 }
 
 // replay writes the events after it.after up to it.upTo of the channels
@@ -604,7 +628,7 @@ func (c *conn) replay(it item) error {
 			return err
 		}
 		if pos < horizon {
-			return c.write(encode(expiredFrame{Type: FrameResumeExpired, LastEventID: it.after, EventID: it.upTo, Channels: it.channels,
+			return c.write(kindResumeExpired, encode(expiredFrame{Type: FrameResumeExpired, LastEventID: it.after, EventID: it.upTo, Channels: it.channels,
 				Message: "Events after lastEventId are no longer kept: fetch the channels' messages again with Get Messages."}))
 		}
 		if len(events) == 0 {
@@ -615,7 +639,7 @@ func (c *conn) replay(it item) error {
 			if !ok || (!it.all && !want[f.channel]) {
 				continue
 			}
-			if err := c.deliver(e.Seq, f.channel, f.bytes, true); err != nil {
+			if err := c.deliver(e.Seq, f.channel, f.kind, f.bytes, true); err != nil {
 				return err
 			}
 		}

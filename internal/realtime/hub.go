@@ -129,9 +129,16 @@ type Hub struct {
 	started bool
 	loops   sync.WaitGroup
 	clients sync.WaitGroup
-	// live counts open connections, dropped the slow clients dropped.
-	live    atomic.Int64
-	dropped atomic.Int64
+	// live counts open connections, opened every connection attached,
+	// dropped the slow clients dropped, subscriptions the open connections'
+	// channel subscriptions (following every channel counts as one).
+	live          atomic.Int64
+	opened        atomic.Uint64
+	dropped       atomic.Int64
+	subscriptions atomic.Int64
+	// sentClosed sums the frames written by closed connections, by type;
+	// open ones count their own (conn.sent). Both change under mu.
+	sentClosed [numFrameKinds]uint64
 }
 
 // community is the tail and the subscriptions of one community on this node.
@@ -331,7 +338,7 @@ func (h *Hub) fanOut(c *community, e event.Event) {
 	if !ok {
 		return
 	}
-	it := item{kind: itemEvent, seq: e.Seq, channel: f.channel, frame: f.bytes}
+	it := item{kind: itemEvent, ftype: f.kind, seq: e.Seq, channel: f.channel, frame: f.bytes}
 	for cn := range c.channels[f.channel] {
 		cn.push(it)
 	}
@@ -344,6 +351,7 @@ func (h *Hub) fanOut(c *community, e event.Event) {
 
 // builtFrame is an event frame encoded once for every recipient.
 type builtFrame struct {
+	kind    frameKind
 	channel string
 	bytes   []byte
 }
@@ -351,7 +359,7 @@ type builtFrame struct {
 // eventFrameOf encodes e as a stream frame; false for events that are not
 // streamed.
 func eventFrameOf(e event.Event) (builtFrame, bool) {
-	typ, ok := frameTypes[e.Type]
+	kind, ok := frameTypes[e.Type]
 	if !ok {
 		return builtFrame{}, false
 	}
@@ -361,13 +369,13 @@ func eventFrameOf(e event.Event) (builtFrame, bool) {
 	}
 	// The payload is JSON the outbox wrote: it is spliced in as it is
 	// rather than re-encoded, which would scan every message again.
-	head := encode(eventFrame{Type: typ, EventID: e.Seq, ChannelID: ch, OccurredAt: clock.Format(e.OccurredAt)})
+	head := encode(eventFrame{Type: frameKindNames[kind], EventID: e.Seq, ChannelID: ch, OccurredAt: clock.Format(e.OccurredAt)})
 	b := make([]byte, 0, len(head)+len(e.Payload)+10)
 	b = append(b, head[:len(head)-1]...)
 	b = append(b, `,"data":`...)
 	b = append(b, e.Payload...)
 	b = append(b, '}')
-	return builtFrame{channel: ch, bytes: b}, true
+	return builtFrame{kind: kind, channel: ch, bytes: b}, true
 }
 
 // attach registers c with its community, reading the community's head
@@ -389,6 +397,7 @@ func (h *Hub) attach(cn *conn) bool {
 	h.conns[cn] = struct{}{}
 	h.clients.Add(1)
 	h.live.Add(1)
+	h.opened.Add(1)
 	h.mu.Unlock()
 	cn.comm = c
 	c.mu.Lock()
@@ -403,7 +412,7 @@ func (h *Hub) attach(cn *conn) bool {
 		}
 		c.cursor, c.inited = head, true
 	}
-	cn.push(item{kind: itemRaw, frame: encode(readyFrame{Type: FrameReady, CommunityID: c.id, EventID: c.cursor,
+	cn.push(item{kind: itemRaw, ftype: kindReady, frame: encode(readyFrame{Type: FrameReady, CommunityID: c.id, EventID: c.cursor,
 		MaxSubscriptions: h.cfg.MaxSubscriptions})})
 	return true
 }
@@ -421,8 +430,16 @@ func (h *Hub) detach(cn *conn) {
 	delete(c.all, cn)
 	delete(c.members, cn)
 	c.mu.Unlock()
+	gone := int64(len(cn.subs))
+	if cn.all {
+		gone++
+	}
+	h.subscriptions.Add(-gone)
 	h.mu.Lock()
 	delete(h.conns, cn)
+	for k := range cn.sent {
+		h.sentClosed[k] += cn.sent[k].Load()
+	}
 	c.conns--
 	if c.conns == 0 {
 		delete(h.communities, c.id)

@@ -34,15 +34,43 @@ const (
 	CodeNotSubscribed = "not_subscribed"
 )
 
-// frameTypes maps the outbox's message event types to the frame types the
+// frameKind indexes the frame types the server sends, so frames are
+// counted per type (Hub.Metrics) without a map lookup or a label lookup.
+type frameKind uint8
+
+const (
+	kindReady frameKind = iota
+	kindSubscribed
+	kindUnsubscribed
+	kindMessagePosted
+	kindMessageEdited
+	kindMessageDeleted
+	kindReactionAdded
+	kindReactionRemoved
+	kindTyping
+	kindResumeExpired
+	kindError
+	kindPong
+	numFrameKinds
+)
+
+// frameKindNames are the frame types by kind.
+var frameKindNames = [numFrameKinds]string{
+	kindReady: FrameReady, kindSubscribed: FrameSubscribed, kindUnsubscribed: FrameUnsubscribed,
+	kindMessagePosted: FrameMessagePosted, kindMessageEdited: FrameMessageEdited, kindMessageDeleted: FrameMessageDeleted,
+	kindReactionAdded: FrameReactionAdded, kindReactionRemoved: FrameReactionRemove, kindTyping: FrameTyping,
+	kindResumeExpired: FrameResumeExpired, kindError: FrameError, kindPong: FramePong,
+}
+
+// frameTypes maps the outbox's message event types to the frames the
 // stream sends; other events are not streamed (channel.message.posted
 // repeats message.posted).
-var frameTypes = map[string]string{
-	message.EventPosted:    FrameMessagePosted,
-	message.EventEdited:    FrameMessageEdited,
-	message.EventDeleted:   FrameMessageDeleted,
-	message.EventReacted:   FrameReactionAdded,
-	message.EventUnreacted: FrameReactionRemove,
+var frameTypes = map[string]frameKind{
+	message.EventPosted:    kindMessagePosted,
+	message.EventEdited:    kindMessageEdited,
+	message.EventDeleted:   kindMessageDeleted,
+	message.EventReacted:   kindReactionAdded,
+	message.EventUnreacted: kindReactionRemoved,
 }
 
 // permissionEvents are the event types after which every cached read
@@ -139,8 +167,9 @@ func encode(v any) []byte {
 	return b
 }
 
-func errFrame(code, msg, channelID string) []byte {
-	return encode(errorFrame{Type: FrameError, Code: code, Message: msg, ChannelID: channelID})
+// errItem is an error frame ready to queue.
+func errItem(code, msg, channelID string) item {
+	return item{kind: itemRaw, ftype: kindError, frame: encode(errorFrame{Type: FrameError, Code: code, Message: msg, ChannelID: channelID})}
 }
 
 // channelOf reads the channel id of a message or reaction event payload.
