@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/user"
 )
@@ -129,27 +130,23 @@ func (s *Server) uploadAvatar(c *call) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.Users.SetAvatar(c.r.Context(), communityID, f.identifier, f.kind, func() (string, error) {
-		key, err := s.Files.Put(f.image, f.contentType)
-		if err != nil {
-			return "", err
-		}
-		return baseURL(c.r) + "/v1/files/" + key, nil
-	})
+	ctx := c.r.Context()
+	u, err := s.Users.SetAvatar(ctx, communityID, f.identifier, f.kind, func(tx *db.Tx) (string, error) {
+		return s.Files.PutTx(ctx, tx, f.image, f.contentType)
+	}, func(key string) string { return baseURL(c.r) + "/v1/files/" + key })
 	if err != nil {
 		return err
 	}
 	return c.ok(http.StatusOK, "Upload user avatar success.", map[string]any{"_id": u.ID, "id": u.NumID, "avatar": *u.Avatar})
 }
 
+// serveFile sends an uploaded file from the blob store. Keys are
+// content-addressed, so the answer is cacheable for a year and its ETag is
+// the hash; a conditional request whose ETag matches is answered 304 by
+// ServeContent. The file is read whole (at most 10 MiB) and held once.
 func (s *Server) serveFile(c *call) error {
 	key := c.r.PathValue("key")
-	fh, err := s.Files.Open(key)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
+	f, err := s.Files.Open(c.r.Context(), key)
 	if err != nil {
 		return err
 	}
@@ -164,6 +161,6 @@ func (s *Server) serveFile(c *call) error {
 	}
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("ETag", `"`+strings.TrimSuffix(key, key[strings.LastIndexByte(key, '.'):])+`"`)
-	http.ServeContent(c.w, c.r, "", st.ModTime(), fh)
+	http.ServeContent(c.w, c.r, "", f.Created, f)
 	return nil
 }
