@@ -238,3 +238,20 @@ func (s *Store) Open(ctx context.Context, key string) (*File, error) {
 	f.Reader, f.Created = bytes.NewReader(data), time.UnixMilli(created).UTC()
 	return f, nil
 }
+
+// Exists reports whether the blob named key is stored, without reading it
+// (a conditional request for a content-addressed key needs nothing more).
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	if !keyRE.MatchString(key) {
+		return false, nil
+	}
+	var one int
+	err := s.db.QueryRow(ctx, "SELECT 1 FROM blobs WHERE key = ?", key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find blob %s: %w", key, err)
+	}
+	return true, nil
+}

@@ -101,6 +101,16 @@ func TestFilesSweep(t *testing.T) {
 	for _, url := range []string{current, image, proof} {
 		fileOn(t, e, url, 200)
 	}
+	// A revalidation is answered from the key alone, but only while the
+	// file exists.
+	etag := func(url string) map[string]string {
+		name := url[strings.LastIndexByte(url, '/')+1:]
+		return map[string]string{"If-None-Match": `"` + name[:64] + `"`}
+	}
+	path := func(url string) string { return url[strings.Index(url, "/v1/files/"):] }
+	e.Do(apitest.Request{Method: "GET", Path: path(current), Headers: etag(current)}).Expect(t, 304)
+	e.Do(apitest.Request{Method: "GET", Path: path(first), Headers: etag(first)}).Expect(t, 404)
+	e.Do(apitest.Request{Method: "GET", Path: path(current), Headers: etag(first)}).Expect(t, 200)
 
 	// A rejected application's proof is kept for RejectedProofRetention,
 	// then neither kept nor shown.
