@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/rallyhq/rally/internal/clock"
@@ -227,8 +228,18 @@ func (s *Store) Open(ctx context.Context, key string) (*File, error) {
 		created int64
 		data    []byte
 	)
-	err := s.db.QueryRow(ctx, "SELECT content_type, size, created_at, data FROM blobs WHERE key = ?", key).
-		Scan(&f.ContentType, &f.Size, &created, &data)
+	const q = "SELECT content_type, size, created_at, data FROM blobs WHERE key = ?"
+	var err error
+	if s.db.Pool != nil {
+		// pgx's own Scan hands over one copy of the bytes; database/sql
+		// would copy them once more.
+		err = s.db.Pool.QueryRow(ctx, s.db.Rebind(q), key).Scan(&f.ContentType, &f.Size, &created, &data)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = sql.ErrNoRows
+		}
+	} else {
+		err = s.db.QueryRow(ctx, q, key).Scan(&f.ContentType, &f.Size, &created, &data)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errs.NotFoundf("File not found.")
 	}

@@ -334,3 +334,31 @@ func TestImport(t *testing.T) {
 		t.Fatalf("second import: %d %v", n, err)
 	}
 }
+
+// BenchmarkOpen reads a 10 MiB blob (the largest upload) as serving does;
+// -benchmem shows how many bytes one read allocates (the drivers' buffers
+// included), against the 10 MiB the returned File holds.
+func BenchmarkOpen(b *testing.B) {
+	d := dbtest.Open(b)
+	s, err := New(Deps{DB: d, Clock: clock.System{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	data := bytes.Repeat([]byte{0x5a}, 10<<20)
+	key, err := s.Put(ctx, append([]byte("%PDF-"), data...), "application/pdf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		f, err := s.Open(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
