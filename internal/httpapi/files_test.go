@@ -93,9 +93,11 @@ func TestFilesSweep(t *testing.T) {
 	if n, err := e.App.Files.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep within the grace period: %d %v", n, err)
 	}
+	// The app's own periodic sweep may run too, so what is left is
+	// checked rather than how many this call deleted.
 	e.Clock.Advance(blob.DefaultGrace + time.Minute)
-	if n, err := e.App.Files.Sweep(ctx); err != nil || n != 1 {
-		t.Fatalf("sweep: %d %v", n, err)
+	if _, err := e.App.Files.Sweep(ctx); err != nil {
+		t.Fatal(err)
 	}
 	fileOn(t, e, first, 404)
 	for _, url := range []string{current, image, proof} {
@@ -115,8 +117,8 @@ func TestFilesSweep(t *testing.T) {
 	// A rejected application's proof is kept for RejectedProofRetention,
 	// then neither kept nor shown.
 	e.Clock.Advance(blob.RejectedProofRetention)
-	if n, err := e.App.Files.Sweep(ctx); err != nil || n != 1 {
-		t.Fatalf("sweep after the retention: %d %v", n, err)
+	if _, err := e.App.Files.Sweep(ctx); err != nil {
+		t.Fatal(err)
 	}
 	fileOn(t, e, proof, 404)
 	fileOn(t, e, current, 200)
