@@ -333,6 +333,20 @@ func TestImport(t *testing.T) {
 	if n, err := s.Import(ctx, dir); err != nil || n != 0 {
 		t.Fatalf("second import: %d %v", n, err)
 	}
+	// A folder that cannot be renamed (files.imported is taken) is
+	// imported all the same, and kept.
+	jpg := []byte("\xff\xd8\xff\xe0 later")
+	jpgKey, _ := Key(jpg, "image/jpeg")
+	write(jpgKey, jpg)
+	if n, err := s.Import(ctx, dir); err != nil || n != 1 {
+		t.Fatalf("import beside files.imported: %d %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, jpgKey[:2], jpgKey)); err != nil {
+		t.Fatalf("the folder left in place: %v", err)
+	}
+	if !bytes.Equal(read(t, s, jpgKey), jpg) {
+		t.Fatal("imported bytes differ")
+	}
 }
 
 // BenchmarkOpen reads a 10 MiB blob (the largest upload) as serving does;

@@ -17,7 +17,9 @@ const ImportedSuffix = ".imported"
 // as Rally kept them before blobs moved into the database) into the store,
 // then renames dir to dir+ImportedSuffix so later starts skip it. It is
 // idempotent: a file already stored is not stored twice, and an import cut
-// short is finished by the next one. A file whose name is not a key, or
+// short is finished by the next one. When the folder cannot be renamed
+// (files.imported exists already, say), that is logged and the folder is
+// imported again at the next start. A file whose name is not a key, or
 // whose bytes do not hash to its name, is skipped and logged. A missing dir
 // imports nothing. It returns how many files it read into the store.
 func (s *Store) Import(ctx context.Context, dir string) (int, error) {
@@ -59,7 +61,10 @@ func (s *Store) Import(ctx context.Context, dir string) (int, error) {
 		return n, fmt.Errorf("import files from %s: %w", dir, err)
 	}
 	if err := os.Rename(dir, dir+ImportedSuffix); err != nil {
-		return n, fmt.Errorf("import files from %s: imported %d, but renaming the folder failed: %w", dir, n, err)
+		// Everything is in the database: serve anyway, and import again
+		// (finding every file stored) at the next start.
+		s.log.WarnContext(ctx, "imported files into the database, but could not rename the folder", "files", n, "from", dir, "error", err)
+		return n, nil
 	}
 	s.log.InfoContext(ctx, "imported files into the database", "files", n, "from", dir, "kept_as", dir+ImportedSuffix)
 	return n, nil
