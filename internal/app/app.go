@@ -98,7 +98,8 @@ type App struct {
 	Leaderboards *leaderboard.Service
 	// UserService holds the partner-facing user rules.
 	UserService *user.Service
-	// Files keeps uploaded files under DataDir/files.
+	// Files keeps uploaded files in the database (blobs table) and sweeps
+	// the unreferenced ones.
 	Files *blob.Store
 	// Badges holds badges, their awards and applications.
 	Badges *badge.Service
@@ -228,7 +229,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Users: a.Users, Keys: a.Keys, Sessions: a.Sessions, Mail: a.Mail, Hosts: a.Communities}); err != nil {
 		return err
 	}
-	if a.Files, err = blob.New(filepath.Join(a.Config.DataDir, "files")); err != nil {
+	if a.Files, err = blob.New(blob.Deps{DB: a.DB, Clock: a.Clock, Queue: q, Logger: a.Log.With("component", "blob")}); err != nil {
+		return err
+	}
+	// Files uploaded before blobs moved into the database are imported
+	// once; the folder is then renamed files.imported.
+	if _, err := a.Files.Import(ctx, filepath.Join(a.Config.DataDir, "files")); err != nil {
 		return err
 	}
 	a.Channels = channel.NewService(channel.Deps{DB: a.DB, Clock: a.Clock, Events: a.Outbox, Roles: a.Roles})

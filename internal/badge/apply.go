@@ -131,7 +131,7 @@ func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string
 			ProofURL: in.ProofURL, CreatedAt: jsonx.At(now)}
 		var pf ProofFile
 		if f := in.ProofFile; f != nil {
-			key, err := s.d.Files.Put(f.Data, f.Type)
+			key, err := s.d.Files.PutTx(ctx, tx, f.Data, f.Type)
 			if err != nil {
 				return fmt.Errorf("store proof file: %w", err)
 			}
@@ -139,8 +139,9 @@ func (s *Service) Apply(ctx context.Context, communityID, badgeID, userID string
 			a.ProofFile = &pf
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO badge_applications (id, community_id, badge_id, user_id, status, proof_text, proof_url,
-			proof_file_url, proof_file_name, proof_file_type, proof_file_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, communityID, a.BadgeID, a.UserID, a.Status, a.ProofText, a.ProofURL, pf.URL, pf.Name, pf.Type, pf.Size, now.UnixMilli())
+			proof_file_url, proof_file_key, proof_file_name, proof_file_type, proof_file_size, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, communityID, a.BadgeID, a.UserID, a.Status, a.ProofText, a.ProofURL, pf.URL, pf.ID, pf.Name, pf.Type, pf.Size, now.UnixMilli())
 		if db.IsUniqueViolation(err) {
 			return errs.Conflictf("An application for this badge is already pending.")
 		}
@@ -190,6 +191,14 @@ func (s *Service) Applications(ctx context.Context, communityID string, q Applic
 	rows, err := s.d.DB.Query(ctx, "SELECT "+applicationColumns+" FROM badge_applications "+where+" ORDER BY seq DESC LIMIT ? OFFSET ?",
 		append(args, q.Limit, q.Skip)...)
 	out, err := db.Collect(rows, err, "list badge applications", func(r db.Scanner) (Application, error) { return scanApplication(r) })
+	// The proof file of an application rejected long ago is no longer kept
+	// (the blob sweep deletes it), so it is not shown.
+	expired := s.d.Clock.Now().Add(-blob.RejectedProofRetention)
+	for i := range out {
+		if a := &out[i]; a.Status == StatusRejected && a.DecidedAt != nil && a.DecidedAt.Before(expired) {
+			a.ProofFile = nil
+		}
+	}
 	return out, total, err
 }
 

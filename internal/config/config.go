@@ -16,7 +16,8 @@ import (
 type Config struct {
 	// Addr is the listen address (RALLY_ADDR).
 	Addr string
-	// DataDir holds the embedded database and uploaded files (RALLY_DATA).
+	// DataDir holds the embedded database (RALLY_DATA); uploaded files live in
+	// the database, and a files folder left by older versions is imported.
 	DataDir string
 	// DSN chooses the database (RALLY_DB): sqlite:///path/file.db or
 	// postgres://...; empty means SQLite at DataDir/rally.db.

@@ -19,8 +19,10 @@ import (
 var migrations embed.FS
 
 // postgresRewrites turns the SQLite spelling of a migration into
-// PostgreSQL's.
-var postgresRewrites = strings.NewReplacer("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+// PostgreSQL's: auto-numbered keys, and byte strings (a column declared
+// " BLOB NOT NULL" is bytea).
+var postgresRewrites = strings.NewReplacer("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY",
+	" BLOB NOT NULL", " BYTEA NOT NULL")
 
 // migrationFS returns the migrations in d's dialect.
 func (d *DB) migrationFS() (fs.FS, error) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rallyhq/rally/internal/blob"
+	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/user"
 )
@@ -129,41 +130,59 @@ func (s *Server) uploadAvatar(c *call) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.Users.SetAvatar(c.r.Context(), communityID, f.identifier, f.kind, func() (string, error) {
-		key, err := s.Files.Put(f.image, f.contentType)
-		if err != nil {
-			return "", err
-		}
-		return baseURL(c.r) + "/v1/files/" + key, nil
-	})
+	ctx := c.r.Context()
+	u, err := s.Users.SetAvatar(ctx, communityID, f.identifier, f.kind, func(tx *db.Tx) (string, error) {
+		return s.Files.PutTx(ctx, tx, f.image, f.contentType)
+	}, func(key string) string { return baseURL(c.r) + "/v1/files/" + key })
 	if err != nil {
 		return err
 	}
 	return c.ok(http.StatusOK, "Upload user avatar success.", map[string]any{"_id": u.ID, "id": u.NumID, "avatar": *u.Avatar})
 }
 
+// serveFile sends an uploaded file from the blob store. Keys are
+// content-addressed, so the answer is cacheable for a year and its ETag is
+// the hash: a request whose If-None-Match names it is answered 304 after
+// checking only that the file still exists. Otherwise the file is read
+// whole (at most 10 MiB) and held once while it is sent.
 func (s *Server) serveFile(c *call) error {
 	key := c.r.PathValue("key")
-	fh, err := s.Files.Open(key)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return err
+	ct := blob.ContentType(key)
+	if ct == "" {
+		return errs.NotFoundf("File not found.")
 	}
 	h := c.w.Header()
-	ct := blob.ContentType(key)
-	h.Set("Content-Type", ct)
-	h.Set("X-Content-Type-Options", "nosniff")
-	if !strings.HasPrefix(ct, "image/") {
-		// Documents (badge proof PDFs) are downloaded, never shown in
-		// this origin.
-		h.Set("Content-Disposition", "attachment")
+	etag := `"` + strings.TrimSuffix(key, key[strings.LastIndexByte(key, '.'):]) + `"`
+	setHeaders := func() {
+		h.Set("Content-Type", ct)
+		h.Set("X-Content-Type-Options", "nosniff")
+		if !strings.HasPrefix(ct, "image/") {
+			// Documents (badge proof PDFs) are downloaded, never shown in
+			// this origin.
+			h.Set("Content-Disposition", "attachment")
+		}
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("ETag", etag)
 	}
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	h.Set("ETag", `"`+strings.TrimSuffix(key, key[strings.LastIndexByte(key, '.'):])+`"`)
-	http.ServeContent(c.w, c.r, "", st.ModTime(), fh)
+	if inm := c.r.Header.Get("If-None-Match"); inm != "" && (c.r.Method == http.MethodGet || c.r.Method == http.MethodHead) &&
+		strings.Contains(inm, etag) {
+		ok, err := s.Files.Exists(c.r.Context(), key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errs.NotFoundf("File not found.")
+		}
+		setHeaders()
+		h.Del("Content-Type")
+		c.w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	f, err := s.Files.Open(c.r.Context(), key)
+	if err != nil {
+		return err
+	}
+	setHeaders()
+	http.ServeContent(c.w, c.r, "", f.Created, f)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
 	"github.com/rallyhq/rally/internal/id"
 	"github.com/rallyhq/rally/internal/jsonx"
@@ -330,24 +331,33 @@ func (s *Service) Upload(ctx context.Context, a Actor, files []Upload, urlOf fun
 			return nil, errs.Forbiddenf("You may not attach files in this community.")
 		}
 	}
-	out := make([]Attachment, 0, len(files))
+	var out []Attachment
 	now := s.d.Clock.Now().UnixMilli()
-	for _, f := range files {
-		key, err := s.d.Files.Put(f.Data, f.Type)
-		if err != nil {
-			return nil, err
+	// The bytes and the upload records commit together, so a recorded
+	// upload always has its bytes.
+	err := s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		out = make([]Attachment, 0, len(files))
+		for _, f := range files {
+			key, err := s.d.Files.PutTx(ctx, tx, f.Data, f.Type)
+			if err != nil {
+				return err
+			}
+			name := strings.TrimSpace(f.Name)
+			if name == "" {
+				name = key
+			}
+			at := Attachment{ID: key, Name: name, URL: urlOf(key), Type: f.Type, Size: int64(len(f.Data))}
+			if _, err := tx.Exec(ctx, `INSERT INTO message_files (community_id, id, name, content_type, size, url, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (community_id, id) DO UPDATE SET name = excluded.name, url = excluded.url`,
+				a.CommunityID, at.ID, at.Name, at.Type, at.Size, at.URL, now); err != nil {
+				return fmt.Errorf("record upload: %w", err)
+			}
+			out = append(out, at)
 		}
-		name := strings.TrimSpace(f.Name)
-		if name == "" {
-			name = key
-		}
-		at := Attachment{ID: key, Name: name, URL: urlOf(key), Type: f.Type, Size: int64(len(f.Data))}
-		if _, err := s.d.DB.Exec(ctx, `INSERT INTO message_files (community_id, id, name, content_type, size, url, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (community_id, id) DO UPDATE SET name = excluded.name, url = excluded.url`,
-			a.CommunityID, at.ID, at.Name, at.Type, at.Size, at.URL, now); err != nil {
-			return nil, fmt.Errorf("record upload: %w", err)
-		}
-		out = append(out, at)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -521,21 +521,26 @@ func (s *Service) Manage(ctx context.Context, communityID, action, identifier st
 }
 
 // SetAvatar finds the live member of communityID named by identifier (of
-// kind, see Find), calls store to keep the image and give its URL, points
-// the account's avatar at that URL and emits user.avatar.updated. Nothing is
-// stored for an unknown user.
-func (s *Service) SetAvatar(ctx context.Context, communityID, identifier, kind string, store func() (string, error)) (User, error) {
+// kind, see Find), calls store inside the transaction to keep the image
+// (it returns the blob key), points the account's avatar at urlOf(key),
+// records the key as the avatar's file (what keeps the blob from the
+// sweep; the replaced avatar's blob is then collectable) and emits
+// user.avatar.updated. Nothing is stored for an unknown user.
+func (s *Service) SetAvatar(ctx context.Context, communityID, identifier, kind string, store func(*db.Tx) (string, error),
+	urlOf func(key string) string) (User, error) {
 	u, _, err := s.d.Store.FindMember(ctx, communityID, identifier, kind)
 	if err != nil {
 		return User{}, err
 	}
-	url, err := store()
-	if err != nil {
-		return User{}, err
-	}
 	err = s.d.DB.Tx(ctx, func(tx *db.Tx) error {
+		key, err := store(tx)
+		if err != nil {
+			return err
+		}
+		url := urlOf(key)
 		now := s.d.Clock.Now()
-		if _, err := tx.Exec(ctx, "UPDATE users SET avatar = ?, updated_at = ? WHERE id = ?", url, now.UnixMilli(), u.ID); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE users SET avatar = ?, avatar_file = ?, updated_at = ? WHERE id = ?",
+			url, key, now.UnixMilli(), u.ID); err != nil {
 			return fmt.Errorf("set avatar: %w", err)
 		}
 		u.Avatar, u.UpdatedAt = &url, now
