@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -63,6 +65,11 @@ type Dispatcher struct {
 	subs      []Subscriber
 	retention time.Duration
 	outbox    *Outbox
+	// running holds, where Outbox does not coalesce dispatch jobs
+	// (PostgreSQL), the communities a job of this process is dispatching,
+	// each with whether another job asked for one more pass meanwhile.
+	mu      sync.Mutex
+	running map[string]*bool
 }
 
 // NewDispatcher registers the dispatch and sweep workers and the periodic
@@ -71,7 +78,7 @@ type Dispatcher struct {
 func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 	seen := make(map[string]bool, len(deps.Subscribers))
 	for _, s := range deps.Subscribers {
-		if s.Name == "" || s.Handle == nil {
+		if s.Name == "" || (s.Handle == nil && s.HandleBatch == nil) {
 			return nil, errors.New("new event dispatcher: subscriber needs a name and a handler")
 		}
 		if seen[s.Name] {
@@ -91,6 +98,7 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		subs:      deps.Subscribers,
 		retention: orDefault(deps.Retention, DefaultRetention),
 		outbox:    deps.Outbox,
+		running:   map[string]*bool{},
 	}
 	if deps.Outbox != nil && deps.DB.Dialect == db.SQLite {
 		deps.Outbox.mu.Lock()
@@ -124,65 +132,107 @@ func orDefault(d, def time.Duration) time.Duration {
 // in order. A failing subscriber does not hold the others back; its error is
 // returned (joined with any others) once they are done, and it resumes at the
 // failing event next time.
+//
+// Subscribers advance in rounds of one batch each, so those at the same
+// offset (the usual case) share one read of the batch: each still handles
+// it in its own transaction, past its own locked offset.
 func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
-	var failed []error
-	for _, s := range d.subs {
-		if err := d.drain(ctx, s, communityID); err != nil {
-			failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
+	var (
+		failed []error
+		shared batch
+	)
+	pending := d.subs
+	for len(pending) > 0 {
+		var next []Subscriber
+		for _, s := range pending {
+			more, err := d.deliver(ctx, s, communityID, &shared)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
+				continue
+			}
+			if more {
+				next = append(next, s)
+			}
 		}
+		pending = next
 	}
 	return errors.Join(failed...)
 }
 
-// drain hands s the community's events past its offset, a batch per
-// transaction, until none are left.
-func (d *Dispatcher) drain(ctx context.Context, s Subscriber, communityID string) error {
-	for {
-		var handled int
-		err := d.db.Tx(ctx, func(tx *db.Tx) error {
-			n, err := d.deliverBatch(ctx, tx, s, communityID)
-			handled = n
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if handled < batchSize {
-			return nil
-		}
-	}
+// batch is the last run of a community's events read from the outbox: the
+// events after sequence from, in order, at most batchSize of them (full when
+// there were that many, so more may follow).
+type batch struct {
+	loaded bool
+	from   int64
+	events []Event
+	full   bool
 }
 
-// deliverBatch locks s's offset for the community, hands it the next batch of
-// events and advances the offset past them, in tx. It returns how many events
-// it handled.
-func (d *Dispatcher) deliverBatch(ctx context.Context, tx *db.Tx, s Subscriber, communityID string) (int, error) {
-	if _, err := tx.Exec(ctx, "INSERT INTO event_offsets (subscriber, community_id, last_seq) VALUES (?, ?, 0) ON CONFLICT (subscriber, community_id) DO NOTHING",
-		s.Name, communityID); err != nil {
-		return 0, fmt.Errorf("create offset: %w", err)
+// after returns the events of b past sequence last when b holds all of
+// them that were committed when b was read (ok false when b cannot tell:
+// nothing read yet, last before b's start, or last at the end of a full b).
+// Events committed since b was read are left to the next dispatch pass,
+// which every append schedules.
+func (b *batch) after(last int64) (events []Event, ok bool) {
+	if !b.loaded || last < b.from {
+		return nil, false
 	}
-	var last int64
-	if err := tx.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?"+d.db.ForUpdate(),
-		s.Name, communityID).Scan(&last); err != nil {
-		return 0, fmt.Errorf("read offset: %w", err)
+	i := sort.Search(len(b.events), func(i int) bool { return b.events[i].Seq > last })
+	if i == len(b.events) && b.full {
+		return nil, false
 	}
-	events, err := pendingEvents(ctx, tx, communityID, last)
-	if err != nil {
-		return 0, err
-	}
-	if len(events) == 0 {
-		return 0, nil
-	}
-	for _, e := range events {
-		if err := s.Handle(ctx, tx, e); err != nil {
-			return 0, fmt.Errorf("event %d (%s): %w", e.Seq, e.Type, err)
+	return b.events[i:], true
+}
+
+// deliver hands s, in one transaction, the next batch of the community's
+// events past its locked offset (from shared when it holds them, otherwise
+// read into shared) and advances the offset past them. more reports
+// whether s reached the end of a full batch, so more events may be pending.
+func (d *Dispatcher) deliver(ctx context.Context, s Subscriber, communityID string, shared *batch) (more bool, err error) {
+	err = d.db.Tx(ctx, func(tx *db.Tx) error {
+		more = false
+		if _, err := tx.Exec(ctx, "INSERT INTO event_offsets (subscriber, community_id, last_seq) VALUES (?, ?, 0) ON CONFLICT (subscriber, community_id) DO NOTHING",
+			s.Name, communityID); err != nil {
+			return fmt.Errorf("create offset: %w", err)
 		}
-	}
-	if _, err := tx.Exec(ctx, "UPDATE event_offsets SET last_seq = ? WHERE subscriber = ? AND community_id = ?",
-		events[len(events)-1].Seq, s.Name, communityID); err != nil {
-		return 0, fmt.Errorf("advance offset: %w", err)
-	}
-	return len(events), nil
+		var last int64
+		if err := tx.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?"+d.db.ForUpdate(),
+			s.Name, communityID).Scan(&last); err != nil {
+			return fmt.Errorf("read offset: %w", err)
+		}
+		events, ok := shared.after(last)
+		if !ok {
+			read, err := pendingEvents(ctx, tx, communityID, last)
+			if err != nil {
+				return err
+			}
+			*shared = batch{loaded: true, from: last, events: read, full: len(read) == batchSize}
+			events = read
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		if s.HandleBatch != nil {
+			if err := s.HandleBatch(ctx, tx, events); err != nil {
+				return err
+			}
+		} else {
+			for _, e := range events {
+				if err := s.Handle(ctx, tx, e); err != nil {
+					return fmt.Errorf("event %d (%s): %w", e.Seq, e.Type, err)
+				}
+			}
+		}
+		end := events[len(events)-1].Seq
+		if _, err := tx.Exec(ctx, "UPDATE event_offsets SET last_seq = ? WHERE subscriber = ? AND community_id = ?",
+			end, s.Name, communityID); err != nil {
+			return fmt.Errorf("advance offset: %w", err)
+		}
+		more = shared.full && end == shared.events[len(shared.events)-1].Seq
+		return nil
+	})
+	return more, err
 }
 
 func pendingEvents(ctx context.Context, tx *db.Tx, communityID string, after int64) ([]Event, error) {
@@ -399,7 +449,7 @@ type dispatchWorker struct {
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
 	c, o := job.Args.CommunityID, w.d.outbox
 	if o == nil {
-		return w.d.Dispatch(ctx, c)
+		return w.d.dispatchShared(ctx, c)
 	}
 	// On SQLite the job drains again while events keep coming (see
 	// Outbox.Append), for at most maxPassing; then it hands over to a new
@@ -421,6 +471,44 @@ func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 			}
 			return err
 		}
+	}
+}
+
+// dispatchShared runs Dispatch for communityID unless a job of this
+// process is already running it, which it then asks for one more pass
+// instead: every append inserts a dispatch job (PostgreSQL), and jobs of
+// one community running side by side would only queue on the same offset
+// locks, each holding a pooled connection. The pass it asks for begins
+// after this job was fetched, so after its events committed. A running job
+// hands over to a new job after maxPassing (River times jobs out); a
+// failing one returns its error and River retries it, covering the passes
+// asked of it.
+func (d *Dispatcher) dispatchShared(ctx context.Context, communityID string) error {
+	d.mu.Lock()
+	if again, ok := d.running[communityID]; ok {
+		*again = true
+		d.mu.Unlock()
+		return nil
+	}
+	again := new(bool)
+	d.running[communityID] = again
+	d.mu.Unlock()
+	until := time.Now().Add(maxPassing)
+	for {
+		err := d.Dispatch(ctx, communityID)
+		d.mu.Lock()
+		if err != nil || !*again {
+			delete(d.running, communityID)
+			d.mu.Unlock()
+			return err
+		}
+		*again = false
+		if time.Now().After(until) {
+			delete(d.running, communityID)
+			d.mu.Unlock()
+			return d.db.Tx(ctx, func(tx *db.Tx) error { return d.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil) })
+		}
+		d.mu.Unlock()
 	}
 }
 

@@ -71,8 +71,17 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // dispatch is retried later. Handle must use tx for every database access:
 // on SQLite tx holds the only writer connection, so a write outside it would
 // wait forever.
+//
+// A subscriber sets Handle, or HandleBatch when it can do a batch's work
+// for less than one event at a time (read what every event needs once,
+// skip a batch nothing in it concerns). Events share their Payload bytes
+// with other subscribers: never modify them.
 type Subscriber struct {
 	// Name identifies the subscriber's offsets; never rename a live one.
 	Name   string
 	Handle func(ctx context.Context, tx *db.Tx, e Event) error
+	// HandleBatch, when set, is called instead of Handle with a run of
+	// consecutive events (at least one, in sequence order), all in one
+	// transaction; its effects must be those of handling them one by one.
+	HandleBatch func(ctx context.Context, tx *db.Tx, events []Event) error
 }
