@@ -48,6 +48,17 @@ func (s *Service) Subscriber() event.Subscriber {
 	return event.Subscriber{Name: RewardSubscriberName, Handle: s.handleEvent}
 }
 
+// activityFields are the payload fields activities reads (FieldUserID,
+// FieldParentID, FieldReplyTo, FieldReferredBy), decoded as any, as a
+// generic decode would; the rest of the payload (a whole message) is
+// skipped, not decoded.
+type activityFields struct {
+	UserID     any `json:"userId"`
+	ParentID   any `json:"parentId"`
+	ReplyTo    any `json:"replyTo"`
+	ReferredBy any `json:"referredBy"`
+}
+
 // activities maps an event to the actions it reports: nil for events that
 // report none or lack the member.
 func activities(e event.Event) []Activity {
@@ -56,11 +67,11 @@ func activities(e event.Event) []Activity {
 	default:
 		return nil // reports no action: skip decoding the payload
 	}
-	var p map[string]any
+	var p activityFields
 	if json.Unmarshal(e.Payload, &p) != nil {
 		return nil
 	}
-	str := func(k string) string { s, _ := p[k].(string); return strings.TrimSpace(s) }
+	str := func(v any) string { s, _ := v.(string); return strings.TrimSpace(s) }
 	one := func(action, userID string) []Activity {
 		if userID == "" {
 			return nil
@@ -69,19 +80,19 @@ func activities(e event.Event) []Activity {
 	}
 	switch e.Type {
 	case EventMessagePosted:
-		if str(FieldParentID) != "" || str(FieldReplyTo) != "" {
-			return one(ActionReply, str(FieldUserID))
+		if str(p.ParentID) != "" || str(p.ReplyTo) != "" {
+			return one(ActionReply, str(p.UserID))
 		}
-		return one(ActionMessage, str(FieldUserID))
+		return one(ActionMessage, str(p.UserID))
 	case EventMessageReacted:
-		return one(ActionReact, str(FieldUserID))
+		return one(ActionReact, str(p.UserID))
 	case EventUserVisited:
-		return one(ActionVisit, str(FieldUserID))
+		return one(ActionVisit, str(p.UserID))
 	case EventUserReferred, EventUserCreated:
-		if str(FieldReferredBy) == "" {
+		if str(p.ReferredBy) == "" {
 			return nil
 		}
-		return append(one(ActionRefer, str(FieldReferredBy)), one(ActionReferral, str(FieldUserID))...)
+		return append(one(ActionRefer, str(p.ReferredBy)), one(ActionReferral, str(p.UserID))...)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ package milestone
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -307,11 +306,7 @@ func (s *Service) Subscriber() event.Subscriber {
 		if !progressEvents[e.Type] {
 			return nil
 		}
-		var p map[string]any
-		if json.Unmarshal(e.Payload, &p) != nil {
-			return nil
-		}
-		if userID := metric.MemberOf(p); userID != "" {
+		if userID := metric.MemberOf(e.Payload); userID != "" {
 			if _, err := s.RefreshTx(ctx, tx, e.CommunityID, userID); err != nil {
 				return fmt.Errorf("milestones for event %s: %w", e.ID, err)
 			}

@@ -3,7 +3,6 @@ package referral
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -38,11 +37,7 @@ func (s *Service) handleEvent(ctx context.Context, tx *db.Tx, e event.Event) err
 	if !progressEvents[e.Type] {
 		return nil
 	}
-	var p map[string]any
-	if json.Unmarshal(e.Payload, &p) != nil {
-		return nil
-	}
-	userID := metric.MemberOf(p)
+	userID := metric.MemberOf(e.Payload)
 	if userID == "" {
 		return nil
 	}

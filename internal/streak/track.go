@@ -14,20 +14,24 @@ import (
 	"github.com/rallyhq/rally/internal/jsonx"
 )
 
-// The outbox events streaks count, and the payload fields read from them.
-// Messaging publishes message.posted and message.reacted; the names of their
-// payload fields live here only.
+// The outbox events streaks count. Messaging publishes message.posted and
+// message.reacted; the names of their payload fields live here only (see
+// actionFields).
 const (
 	EventMessagePosted  = "message.posted"
 	EventMessageReacted = "message.reacted"
 	EventUserVisited    = "user.visited"
-	// payloadUser names the member who acted.
-	payloadUser = "userId"
 )
 
-// payloadReplyFields mark a posted message as a reply when one holds a
-// non-empty value.
-var payloadReplyFields = []string{"parentId", "replyTo"}
+// actionFields are the payload fields streaks read: userId names the member
+// who acted; parentId or replyTo, holding a non-empty value, mark a posted
+// message as a reply. They are decoded as any, as a generic decode would,
+// and the rest of the payload (the whole message) is skipped, not decoded.
+type actionFields struct {
+	UserID   any `json:"userId"`
+	ParentID any `json:"parentId"`
+	ReplyTo  any `json:"replyTo"`
+}
 
 // SubscriberName is the outbox subscriber that counts streak actions.
 const SubscriberName = "streaks"
@@ -83,19 +87,19 @@ func classify(e event.Event) (kind, userID string) {
 	default:
 		return "", ""
 	}
-	var p map[string]any
+	var p actionFields
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return "", ""
 	}
-	userID, _ = p[payloadUser].(string)
+	userID, _ = p.UserID.(string)
 	switch e.Type {
 	case EventMessageReacted:
 		return kindReaction, userID
 	case EventUserVisited:
 		return kindLogin, userID
 	}
-	for _, f := range payloadReplyFields {
-		if v, ok := p[f]; ok && v != nil && v != "" {
+	for _, v := range []any{p.ParentID, p.ReplyTo} {
+		if v != nil && v != "" {
 			return kindReply, userID
 		}
 	}
