@@ -45,7 +45,7 @@ const RewardSubscriberName = "gamification.rewards"
 // Subscriber returns the outbox subscriber that rewards members for the
 // actions events report (see the event constants), exactly once per event.
 func (s *Service) Subscriber() event.Subscriber {
-	return event.Subscriber{Name: RewardSubscriberName, Handle: s.handleEvent}
+	return event.Subscriber{Name: RewardSubscriberName, HandleBatch: s.handleBatch}
 }
 
 // activityFields are the payload fields activities reads (FieldUserID,
@@ -97,13 +97,24 @@ func activities(e event.Event) []Activity {
 	return nil
 }
 
-func (s *Service) handleEvent(ctx context.Context, tx *db.Tx, e event.Event) error {
-	for _, a := range activities(e) {
-		if _, err := s.RecordActionTx(ctx, tx, a); err != nil {
-			return fmt.Errorf("reward %s for event %s: %w", a.Action, e.ID, err)
+// handleBatch records the actions of a batch of events in order, reading
+// the community's settings at most once for the batch.
+func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Event) error {
+	var set settingsOnce
+	for _, e := range events {
+		for _, a := range activities(e) {
+			if _, err := s.recordActionTx(ctx, tx, a, &set); err != nil {
+				return fmt.Errorf("reward %s for event %s: %w", a.Action, e.ID, err)
+			}
 		}
 	}
 	return nil
+}
+
+// settingsOnce holds a community's settings once read in a transaction.
+type settingsOnce struct {
+	st   Settings
+	read bool
 }
 
 // Activity is one action a member did.
@@ -136,6 +147,12 @@ type Outcome struct {
 // xp.AwardTx (SourceEvent = a.SourceEvent). A per-member-action lock makes
 // the cooldown check and the award one step under concurrency.
 func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Outcome, error) {
+	return s.recordActionTx(ctx, tx, a, &settingsOnce{})
+}
+
+// recordActionTx is RecordActionTx reading a.CommunityID's settings into
+// set unless set holds them already.
+func (s *Service) recordActionTx(ctx context.Context, tx *db.Tx, a Activity, set *settingsOnce) (Outcome, error) {
 	var v errs.Validator
 	v.Check(a.CommunityID != "" && a.UserID != "", "userId", "is required")
 	v.Check(a.SourceEvent != "", "sourceEvent", "is required")
@@ -169,27 +186,30 @@ func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Ou
 		return Outcome{}, fmt.Errorf("count action: %w", err)
 	}
 	out := Outcome{Counted: true}
-	st, _, err := s.current(ctx, tx, a.CommunityID, "")
-	if err != nil {
-		return out, err
+	if !set.read {
+		if set.st, _, err = s.current(ctx, tx, a.CommunityID, ""); err != nil {
+			return out, err
+		}
+		set.read = true
 	}
-	set, ok := st.XPSetting.Actions[a.Action]
-	if !ok || !st.XPSetting.Enabled || !set.Enabled || (set.XP == 0 && set.Coins == 0) {
+	st := set.st
+	rule, ok := st.XPSetting.Actions[a.Action]
+	if !ok || !st.XPSetting.Enabled || !rule.Enabled || (rule.XP == 0 && rule.Coins == 0) {
 		return out, nil
 	}
-	if set.Time > 0 {
+	if rule.Time > 0 {
 		var last int64
 		err := tx.QueryRow(ctx, "SELECT last_rewarded_at FROM gamification_cooldowns WHERE community_id = ? AND user_id = ? AND action = ?",
 			a.CommunityID, a.UserID, a.Action).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return out, fmt.Errorf("read cooldown: %w", err)
 		}
-		if err == nil && at.UnixMilli()-last < set.Time*1000 {
+		if err == nil && at.UnixMilli()-last < rule.Time*1000 {
 			return out, nil
 		}
 	}
 	l, applied, err := s.d.XP.AwardTx(ctx, tx, xp.Award{CommunityID: a.CommunityID, UserID: a.UserID, Action: a.Action,
-		XP: set.XP, Coins: set.Coins, SourceEvent: a.SourceEvent, Actor: wallet.Actor{Kind: wallet.ActorSystem}})
+		XP: rule.XP, Coins: rule.Coins, SourceEvent: a.SourceEvent, Actor: wallet.Actor{Kind: wallet.ActorSystem}})
 	if err != nil || !applied {
 		return out, err
 	}

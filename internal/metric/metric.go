@@ -8,7 +8,6 @@ package metric
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -138,42 +137,4 @@ func (r *Reader) value(ctx context.Context, q Querier, communityID, userID strin
 			communityID, strings.TrimSpace(k.StreakID), userID)
 	}
 	return 0, fmt.Errorf("unknown measure %q", k.Name)
-}
-
-// memberFields are the payload fields MemberOf reads. Values are decoded
-// as any so that a field of another type is passed over as before, and the
-// rest of the payload (a whole message, say) is skipped, not decoded.
-type memberFields struct {
-	UserID  any `json:"userId"`
-	UserID2 any `json:"userID"`
-	UserID3 any `json:"user_id"`
-	User    *struct {
-		ID any `json:"_id"`
-	} `json:"user"`
-}
-
-// MemberOf returns the member an outbox event is about: its JSON payload's
-// userId (or userID, user_id, user._id), "" when it names none or is not a
-// JSON object.
-func MemberOf(payload []byte) string {
-	var p memberFields
-	if err := json.Unmarshal(payload, &p); err != nil {
-		var mismatch *json.UnmarshalTypeError
-		if !errors.As(err, &mismatch) {
-			return ""
-		}
-		// A field of another type (user not an object): the others are
-		// decoded all the same.
-	}
-	for _, v := range []any{p.UserID, p.UserID2, p.UserID3} {
-		if s, ok := v.(string); ok && strings.TrimSpace(s) != "" {
-			return strings.TrimSpace(s)
-		}
-	}
-	if p.User != nil {
-		if s, ok := p.User.ID.(string); ok {
-			return strings.TrimSpace(s)
-		}
-	}
-	return ""
 }

@@ -1,9 +1,9 @@
-package metric_test
+package event_test
 
 import (
 	"testing"
 
-	"github.com/rallyhq/rally/internal/metric"
+	"github.com/rallyhq/rally/internal/event"
 )
 
 func TestMemberOfReadsTheFieldsInOrder(t *testing.T) {
@@ -20,7 +20,7 @@ func TestMemberOfReadsTheFieldsInOrder(t *testing.T) {
 		{`not json`, ""},
 		{``, ""},
 	} {
-		if got := metric.MemberOf([]byte(tc.payload)); got != tc.want {
+		if got := event.MemberOf([]byte(tc.payload)); got != tc.want {
 			t.Errorf("MemberOf(%s) = %q, want %q", tc.payload, got, tc.want)
 		}
 	}
