@@ -133,10 +133,41 @@ func orDefault(d, def time.Duration) time.Duration {
 // returned (joined with any others) once they are done, and it resumes at the
 // failing event next time.
 //
-// Subscribers advance in rounds of one batch each, so those at the same
-// offset (the usual case) share one read of the batch: each still handles
-// it in its own transaction, past its own locked offset.
+// On SQLite, whose one writer runs one transaction at a time, subscribers
+// advance in rounds of one batch each, so those at the same offset (the
+// usual case) share one read of the batch: each still handles it in its own
+// transaction, past its own locked offset. On PostgreSQL, where a
+// subscriber's transactions mostly wait on round trips, each subscriber
+// drains on its own connection, side by side.
 func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
+	if d.db.Dialect == db.Postgres {
+		failed := make([]error, len(d.subs))
+		var wg sync.WaitGroup
+		for i, s := range d.subs {
+			wg.Go(func() {
+				// A panicking subscriber fails the job, as it would on
+				// the job's own goroutine, rather than the process.
+				defer func() {
+					if p := recover(); p != nil {
+						failed[i] = fmt.Errorf("dispatch %s to %s: panic: %v", communityID, s.Name, p)
+					}
+				}()
+				var own batch
+				for {
+					more, err := d.deliver(ctx, s, communityID, &own)
+					if err != nil {
+						failed[i] = fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err)
+						return
+					}
+					if !more {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return errors.Join(failed...)
+	}
 	var (
 		failed []error
 		shared batch
