@@ -98,23 +98,58 @@ func activities(e event.Event) []Activity {
 }
 
 // handleBatch records the actions of a batch of events in order, reading
-// the community's settings at most once for the batch.
+// the community's settings at most once and which of the members acting
+// are live members with one query.
 func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Event) error {
-	var set settingsOnce
+	type act struct {
+		a     Activity
+		event string
+	}
+	var (
+		acts  []act
+		users []any
+		seen  = map[string]bool{}
+	)
 	for _, e := range events {
 		for _, a := range activities(e) {
-			if _, err := s.recordActionTx(ctx, tx, a, &set); err != nil {
-				return fmt.Errorf("reward %s for event %s: %w", a.Action, e.ID, err)
+			acts = append(acts, act{a, e.ID})
+			if !seen[a.UserID] {
+				seen[a.UserID] = true
+				users = append(users, a.UserID)
 			}
+		}
+	}
+	if len(acts) == 0 {
+		return nil
+	}
+	set := batchState{live: map[string]bool{}}
+	rows, err := tx.Query(ctx, "SELECT user_id FROM members WHERE community_id = ? AND deleted_at IS NULL AND user_id IN (?"+
+		strings.Repeat(", ?", len(users)-1)+")", append([]any{events[0].CommunityID}, users...)...)
+	live, err := db.Collect(rows, err, "read members", func(r db.Scanner) (string, error) {
+		var u string
+		return u, r.Scan(&u)
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range live {
+		set.live[u] = true
+	}
+	for _, x := range acts {
+		if _, err := s.recordActionTx(ctx, tx, x.a, &set); err != nil {
+			return fmt.Errorf("reward %s for event %s: %w", x.a.Action, x.event, err)
 		}
 	}
 	return nil
 }
 
-// settingsOnce holds a community's settings once read in a transaction.
-type settingsOnce struct {
+// batchState is what recordActionTx reads once for a run of activities of
+// one community: its settings (once read is set) and, when live is not
+// nil, which members are live members.
+type batchState struct {
 	st   Settings
 	read bool
+	live map[string]bool
 }
 
 // Activity is one action a member did.
@@ -147,12 +182,13 @@ type Outcome struct {
 // xp.AwardTx (SourceEvent = a.SourceEvent). A per-member-action lock makes
 // the cooldown check and the award one step under concurrency.
 func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Outcome, error) {
-	return s.recordActionTx(ctx, tx, a, &settingsOnce{})
+	return s.recordActionTx(ctx, tx, a, &batchState{})
 }
 
 // recordActionTx is RecordActionTx reading a.CommunityID's settings into
-// set unless set holds them already.
-func (s *Service) recordActionTx(ctx context.Context, tx *db.Tx, a Activity, set *settingsOnce) (Outcome, error) {
+// set unless set holds them already, and taking set's live members, when
+// known, instead of reading the member.
+func (s *Service) recordActionTx(ctx context.Context, tx *db.Tx, a Activity, set *batchState) (Outcome, error) {
 	var v errs.Validator
 	v.Check(a.CommunityID != "" && a.UserID != "", "userId", "is required")
 	v.Check(a.SourceEvent != "", "sourceEvent", "is required")
@@ -160,13 +196,19 @@ func (s *Service) recordActionTx(ctx context.Context, tx *db.Tx, a Activity, set
 	if err := v.Err(); err != nil {
 		return Outcome{}, err
 	}
-	var deleted sql.NullInt64
-	err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", a.CommunityID, a.UserID).Scan(&deleted)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
-		return Outcome{}, nil
-	}
-	if err != nil {
-		return Outcome{}, fmt.Errorf("read member: %w", err)
+	if set.live != nil {
+		if !set.live[a.UserID] {
+			return Outcome{}, nil
+		}
+	} else {
+		var deleted sql.NullInt64
+		err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", a.CommunityID, a.UserID).Scan(&deleted)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
+			return Outcome{}, nil
+		}
+		if err != nil {
+			return Outcome{}, fmt.Errorf("read member: %w", err)
+		}
 	}
 	if err := tx.Lock(ctx, "gamification:"+a.CommunityID+":"+a.UserID+":"+a.Action); err != nil {
 		return Outcome{}, err
