@@ -70,6 +70,10 @@ type Dispatcher struct {
 	// each with whether another job asked for one more pass meanwhile.
 	mu      sync.Mutex
 	running map[string]*bool
+	// conns bounds the subscriber transactions of this process's dispatch
+	// jobs open at once on PostgreSQL to half the pool, so that however
+	// many communities are dispatched, requests still get connections.
+	conns chan struct{}
 }
 
 // NewDispatcher registers the dispatch and sweep workers and the periodic
@@ -99,6 +103,9 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		retention: orDefault(deps.Retention, DefaultRetention),
 		outbox:    deps.Outbox,
 		running:   map[string]*bool{},
+	}
+	if deps.DB.Pool != nil {
+		d.conns = make(chan struct{}, max(1, deps.DB.Pool.Config().MaxConns/2))
 	}
 	if deps.Outbox != nil && deps.DB.Dialect == db.SQLite {
 		deps.Outbox.mu.Lock()
@@ -138,9 +145,10 @@ func orDefault(d, def time.Duration) time.Duration {
 // usual case) share one read of the batch: each still handles it in its own
 // transaction, past its own locked offset. On PostgreSQL, where a
 // subscriber's transactions mostly wait on round trips, each subscriber
-// drains on its own connection, side by side.
+// drains on its own connection, side by side (at most half the pool's
+// connections serve dispatch at once).
 func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
-	if d.db.Dialect == db.Postgres {
+	if d.conns != nil {
 		failed := make([]error, len(d.subs))
 		var wg sync.WaitGroup
 		for i, s := range d.subs {
@@ -154,7 +162,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
 				}()
 				var own batch
 				for {
-					more, err := d.deliver(ctx, s, communityID, &own)
+					more, err := d.deliverBounded(ctx, s, communityID, &own)
 					if err != nil {
 						failed[i] = fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err)
 						return
@@ -214,6 +222,17 @@ func (b *batch) after(last int64) (events []Event, ok bool) {
 		return nil, false
 	}
 	return b.events[i:], true
+}
+
+// deliverBounded is deliver once one of d.conns is free.
+func (d *Dispatcher) deliverBounded(ctx context.Context, s Subscriber, communityID string, own *batch) (bool, error) {
+	select {
+	case d.conns <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-d.conns }()
+	return d.deliver(ctx, s, communityID, own)
 }
 
 // deliver hands s, in one transaction, the next batch of the community's
