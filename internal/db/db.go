@@ -94,10 +94,20 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	return &DB{Dialect: SQLite, Writer: w, Reader: r}, nil
 }
 
+// PoolSize is the PostgreSQL pool's default size, max(16, 4 x CPUs); a
+// DSN's pool_max_conns overrides it. pgxpool's own default, max(4, CPUs),
+// starves a server whose requests, job workers, outbox dispatch and the
+// realtime LISTEN connection all share the pool and mostly wait on round
+// trips rather than CPU.
+func PoolSize() int32 { return int32(max(16, 4*runtime.NumCPU())) }
+
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: parse DSN: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns=") {
+		cfg.MaxConns = PoolSize()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -119,5 +120,33 @@ func TestAfterCommitRunsOnlyOnCommit(t *testing.T) {
 	}
 	if len(ran) != 2 || ran[0] != "first" || ran[1] != "second" {
 		t.Fatalf("hooks ran %v", ran)
+	}
+}
+
+func TestPostgresPoolSizeDefaultsUnlessTheDSNSetsIt(t *testing.T) {
+	dsn := dbtest.DSN(t)
+	if !strings.HasPrefix(dsn, "postgres") {
+		t.Skip("PostgreSQL only: set " + dbtest.EnvPostgres)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		dsn  string
+		want int32
+	}{
+		{dsn, db.PoolSize()},
+		{dsn + "&pool_max_conns=3", 3},
+	} {
+		d, err := db.Open(ctx, tc.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.Pool.Config().MaxConns
+		d.Close()
+		if got != tc.want {
+			t.Errorf("%s: pool size %d, want %d", tc.dsn, got, tc.want)
+		}
+	}
+	if db.PoolSize() < 16 {
+		t.Errorf("default pool size %d, want at least 16", db.PoolSize())
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +70,15 @@ type Dispatcher struct {
 	// events handed over in committed batches and the batches that failed.
 	delivered []atomic.Uint64
 	failed    []atomic.Uint64
+	// running holds, where Outbox does not coalesce dispatch jobs
+	// (PostgreSQL), the communities a job of this process is dispatching,
+	// each with whether another job asked for one more pass meanwhile.
+	mu      sync.Mutex
+	running map[string]*bool
+	// conns bounds the subscriber transactions of this process's dispatch
+	// jobs open at once on PostgreSQL to half the pool, so that however
+	// many communities are dispatched, requests still get connections.
+	conns chan struct{}
 }
 
 // NewDispatcher registers the dispatch and sweep workers and the periodic
@@ -76,7 +87,7 @@ type Dispatcher struct {
 func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 	seen := make(map[string]bool, len(deps.Subscribers))
 	for _, s := range deps.Subscribers {
-		if s.Name == "" || s.Handle == nil {
+		if s.Name == "" || (s.Handle == nil && s.HandleBatch == nil) {
 			return nil, errors.New("new event dispatcher: subscriber needs a name and a handler")
 		}
 		if seen[s.Name] {
@@ -98,6 +109,10 @@ func NewDispatcher(deps DispatcherDeps) (*Dispatcher, error) {
 		outbox:    deps.Outbox,
 		delivered: make([]atomic.Uint64, len(deps.Subscribers)),
 		failed:    make([]atomic.Uint64, len(deps.Subscribers)),
+		running:   map[string]*bool{},
+	}
+	if deps.DB.Pool != nil {
+		d.conns = make(chan struct{}, max(1, deps.DB.Pool.Config().MaxConns/2))
 	}
 	if deps.Outbox != nil && deps.DB.Dialect == db.SQLite {
 		deps.Outbox.mu.Lock()
@@ -131,67 +146,163 @@ func orDefault(d, def time.Duration) time.Duration {
 // in order. A failing subscriber does not hold the others back; its error is
 // returned (joined with any others) once they are done, and it resumes at the
 // failing event next time.
+//
+// On SQLite, whose one writer runs one transaction at a time, subscribers
+// advance in rounds of one batch each, so those at the same offset (the
+// usual case) share one read of the batch: each still handles it in its own
+// transaction, past its own locked offset. On PostgreSQL, where a
+// subscriber's transactions mostly wait on round trips, each subscriber
+// drains on its own connection, side by side (at most half the pool's
+// connections serve dispatch at once).
 func (d *Dispatcher) Dispatch(ctx context.Context, communityID string) error {
-	var failed []error
-	for i, s := range d.subs {
-		if err := d.drain(ctx, i, communityID); err != nil {
-			failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
+	if d.conns != nil {
+		failed := make([]error, len(d.subs))
+		var wg sync.WaitGroup
+		for i, s := range d.subs {
+			wg.Go(func() {
+				// A panicking subscriber fails the job, as it would on
+				// the job's own goroutine, rather than the process.
+				defer func() {
+					if p := recover(); p != nil {
+						failed[i] = fmt.Errorf("dispatch %s to %s: panic: %v", communityID, s.Name, p)
+					}
+				}()
+				var own batch
+				for {
+					more, err := d.deliverBounded(ctx, i, communityID, &own)
+					if err != nil {
+						failed[i] = fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err)
+						return
+					}
+					if !more {
+						return
+					}
+				}
+			})
 		}
+		wg.Wait()
+		return errors.Join(failed...)
+	}
+	var (
+		failed []error
+		shared batch
+	)
+	pending := make([]int, len(d.subs))
+	for i := range pending {
+		pending[i] = i
+	}
+	for len(pending) > 0 {
+		var next []int
+		for _, i := range pending {
+			s := d.subs[i]
+			more, err := d.deliver(ctx, i, communityID, &shared)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("dispatch %s to %s: %w", communityID, s.Name, err))
+				continue
+			}
+			if more {
+				next = append(next, i)
+			}
+		}
+		pending = next
 	}
 	return errors.Join(failed...)
 }
 
-// drain hands subscriber i the community's events past its offset, a batch
-// per transaction, until none are left.
-func (d *Dispatcher) drain(ctx context.Context, i int, communityID string) error {
-	for {
-		var handled int
-		err := d.db.Tx(ctx, func(tx *db.Tx) error {
-			n, err := d.deliverBatch(ctx, tx, d.subs[i], communityID)
-			handled = n
-			return err
-		})
-		if err != nil {
-			d.failed[i].Add(1)
-			return err
-		}
-		d.delivered[i].Add(uint64(handled))
-		if handled < batchSize {
-			return nil
-		}
-	}
+// batch is the last run of a community's events read from the outbox: the
+// events after sequence from, in order, at most batchSize of them (full when
+// there were that many, so more may follow).
+type batch struct {
+	loaded bool
+	from   int64
+	events []Event
+	full   bool
 }
 
-// deliverBatch locks s's offset for the community, hands it the next batch of
-// events and advances the offset past them, in tx. It returns how many events
-// it handled.
-func (d *Dispatcher) deliverBatch(ctx context.Context, tx *db.Tx, s Subscriber, communityID string) (int, error) {
-	if _, err := tx.Exec(ctx, "INSERT INTO event_offsets (subscriber, community_id, last_seq) VALUES (?, ?, 0) ON CONFLICT (subscriber, community_id) DO NOTHING",
-		s.Name, communityID); err != nil {
-		return 0, fmt.Errorf("create offset: %w", err)
+// after returns the events of b past sequence last when b holds all of
+// them that were committed when b was read (ok false when b cannot tell:
+// nothing read yet, last before b's start, or last at the end of a full b).
+// Events committed since b was read are left to the next dispatch pass,
+// which every append schedules.
+func (b *batch) after(last int64) (events []Event, ok bool) {
+	if !b.loaded || last < b.from {
+		return nil, false
 	}
-	var last int64
-	if err := tx.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?"+d.db.ForUpdate(),
-		s.Name, communityID).Scan(&last); err != nil {
-		return 0, fmt.Errorf("read offset: %w", err)
+	i := sort.Search(len(b.events), func(i int) bool { return b.events[i].Seq > last })
+	if i == len(b.events) && b.full {
+		return nil, false
 	}
-	events, err := pendingEvents(ctx, tx, communityID, last)
-	if err != nil {
-		return 0, err
+	return b.events[i:], true
+}
+
+// deliverBounded is deliver once one of d.conns is free.
+func (d *Dispatcher) deliverBounded(ctx context.Context, i int, communityID string, own *batch) (bool, error) {
+	select {
+	case d.conns <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
-	if len(events) == 0 {
-		return 0, nil
-	}
-	for _, e := range events {
-		if err := s.Handle(ctx, tx, e); err != nil {
-			return 0, fmt.Errorf("event %d (%s): %w", e.Seq, e.Type, err)
+	defer func() { <-d.conns }()
+	return d.deliver(ctx, i, communityID, own)
+}
+
+// deliver hands subscriber i, in one transaction, the next batch of the community's
+// events past its locked offset (from shared when it holds them, otherwise
+// read into shared) and advances the offset past them. more reports
+// whether it reached the end of a full batch, so more events may be pending.
+// Committed batches count toward d.delivered, failed ones toward d.failed.
+func (d *Dispatcher) deliver(ctx context.Context, i int, communityID string, shared *batch) (more bool, err error) {
+	s := d.subs[i]
+	var handled int
+	err = d.db.Tx(ctx, func(tx *db.Tx) error {
+		more, handled = false, 0
+		if _, err := tx.Exec(ctx, "INSERT INTO event_offsets (subscriber, community_id, last_seq) VALUES (?, ?, 0) ON CONFLICT (subscriber, community_id) DO NOTHING",
+			s.Name, communityID); err != nil {
+			return fmt.Errorf("create offset: %w", err)
 		}
+		var last int64
+		if err := tx.QueryRow(ctx, "SELECT last_seq FROM event_offsets WHERE subscriber = ? AND community_id = ?"+d.db.ForUpdate(),
+			s.Name, communityID).Scan(&last); err != nil {
+			return fmt.Errorf("read offset: %w", err)
+		}
+		events, ok := shared.after(last)
+		if !ok {
+			read, err := pendingEvents(ctx, tx, communityID, last)
+			if err != nil {
+				return err
+			}
+			*shared = batch{loaded: true, from: last, events: read, full: len(read) == batchSize}
+			events = read
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		if s.HandleBatch != nil {
+			if err := s.HandleBatch(ctx, tx, events); err != nil {
+				return err
+			}
+		} else {
+			for _, e := range events {
+				if err := s.Handle(ctx, tx, e); err != nil {
+					return fmt.Errorf("event %d (%s): %w", e.Seq, e.Type, err)
+				}
+			}
+		}
+		end := events[len(events)-1].Seq
+		if _, err := tx.Exec(ctx, "UPDATE event_offsets SET last_seq = ? WHERE subscriber = ? AND community_id = ?",
+			end, s.Name, communityID); err != nil {
+			return fmt.Errorf("advance offset: %w", err)
+		}
+		more = shared.full && end == shared.events[len(shared.events)-1].Seq
+		handled = len(events)
+		return nil
+	})
+	if err != nil {
+		d.failed[i].Add(1)
+		return false, err
 	}
-	if _, err := tx.Exec(ctx, "UPDATE event_offsets SET last_seq = ? WHERE subscriber = ? AND community_id = ?",
-		events[len(events)-1].Seq, s.Name, communityID); err != nil {
-		return 0, fmt.Errorf("advance offset: %w", err)
-	}
-	return len(events), nil
+	d.delivered[i].Add(uint64(handled))
+	return more, nil
 }
 
 func pendingEvents(ctx context.Context, tx *db.Tx, communityID string, after int64) ([]Event, error) {
@@ -408,7 +519,7 @@ type dispatchWorker struct {
 func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs]) error {
 	c, o := job.Args.CommunityID, w.d.outbox
 	if o == nil {
-		return w.d.Dispatch(ctx, c)
+		return w.d.dispatchShared(ctx, c)
 	}
 	// On SQLite the job drains again while events keep coming (see
 	// Outbox.Append), for at most maxPassing; then it hands over to a new
@@ -430,6 +541,44 @@ func (w *dispatchWorker) Work(ctx context.Context, job *river.Job[DispatchArgs])
 			}
 			return err
 		}
+	}
+}
+
+// dispatchShared runs Dispatch for communityID unless a job of this
+// process is already running it, which it then asks for one more pass
+// instead: every append inserts a dispatch job (PostgreSQL), and jobs of
+// one community running side by side would only queue on the same offset
+// locks, each holding a pooled connection. The pass it asks for begins
+// after this job was fetched, so after its events committed. A running job
+// hands over to a new job after maxPassing (River times jobs out); a
+// failing one returns its error and River retries it, covering the passes
+// asked of it.
+func (d *Dispatcher) dispatchShared(ctx context.Context, communityID string) error {
+	d.mu.Lock()
+	if again, ok := d.running[communityID]; ok {
+		*again = true
+		d.mu.Unlock()
+		return nil
+	}
+	again := new(bool)
+	d.running[communityID] = again
+	d.mu.Unlock()
+	until := time.Now().Add(maxPassing)
+	for {
+		err := d.Dispatch(ctx, communityID)
+		d.mu.Lock()
+		if err != nil || !*again {
+			delete(d.running, communityID)
+			d.mu.Unlock()
+			return err
+		}
+		*again = false
+		if time.Now().After(until) {
+			delete(d.running, communityID)
+			d.mu.Unlock()
+			return d.db.Tx(ctx, func(tx *db.Tx) error { return d.queue.InsertTx(ctx, tx, DispatchArgs{CommunityID: communityID}, nil) })
+		}
+		d.mu.Unlock()
 	}
 }
 

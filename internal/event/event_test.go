@@ -622,3 +622,84 @@ func TestVersionRisesOnCommittedChangesOnly(t *testing.T) {
 		t.Fatalf("another community's version %d", v)
 	}
 }
+
+func TestDispatchDeliversBacklogsInOrderToSubscribersAtDifferentOffsets(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		batched []int64
+		sizes   []int
+		single  []int64
+		failed  bool
+	)
+	batcher := event.Subscriber{Name: "batcher", HandleBatch: func(_ context.Context, _ *db.Tx, events []event.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(events))
+		for _, e := range events {
+			if e.CommunityID != "cA" {
+				return fmt.Errorf("event %d of %s", e.Seq, e.CommunityID)
+			}
+			batched = append(batched, e.Seq)
+		}
+		return nil
+	}}
+	one := event.Subscriber{Name: "single", Handle: func(_ context.Context, _ *db.Tx, e event.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		single = append(single, e.Seq)
+		if len(single) == 10 && !failed {
+			failed = true
+			return errors.New("single fails once")
+		}
+		return nil
+	}}
+	// single comes first: its batch, read from its lagging offset, holds
+	// the offset of batcher, which then takes the rest of that batch.
+	r := newRig(t, one, batcher)
+	ctx := context.Background()
+	appendN := func(n int) {
+		for i := range n {
+			r.append(t, "cA", "test.step", map[string]int{"i": i})
+			if i%7 == 0 {
+				r.append(t, "cB", "test.other", nil) // gaps in cA's sequence
+			}
+		}
+	}
+	// single fails in its first batch and stays behind the others.
+	appendN(30)
+	if err := r.disp.Dispatch(ctx, "cA"); err == nil {
+		t.Fatal("dispatch with a failing subscriber succeeded")
+	}
+	appendN(220)
+	if err := r.disp.Dispatch(ctx, "cA"); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, e := range r.all(t, "cA") {
+		seqs = append(seqs, e.Seq)
+	}
+	rows, err := r.d.Query(ctx, "SELECT seq FROM events WHERE community_id = ? ORDER BY seq", "cA")
+	outbox, err := db.Collect(rows, err, "read events", func(s db.Scanner) (int64, error) {
+		var n int64
+		return n, s.Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != 250 || len(outbox) != 250 {
+		t.Fatalf("feed has %d items, outbox %d events, want 250", len(seqs), len(outbox))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(batched, outbox) {
+		t.Fatalf("batcher saw %d events %v..., want each of %d once in order", len(batched), batched[:min(5, len(batched))], len(outbox))
+	}
+	for _, n := range sizes {
+		if n < 1 || n > 100 {
+			t.Fatalf("batch sizes %v, want 1 to 100", sizes)
+		}
+	}
+	if want := append(slices.Clone(outbox[:10]), outbox...); !slices.Equal(single, want) {
+		t.Fatalf("single saw %d events, want %d: its failed first batch, then every event in order", len(single), len(want))
+	}
+}

@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
@@ -34,17 +35,26 @@ func NewFeed(deps FeedDeps) *Feed {
 }
 
 // Subscriber returns the outbox subscriber that copies each event into the
-// feed. The copy is keyed by event id, so a redelivered event is not listed
-// twice.
+// feed, a batch of events with one statement. The copy is keyed by event
+// id, so a redelivered event is not listed twice.
 func (f *Feed) Subscriber() Subscriber {
-	return Subscriber{Name: FeedSubscriberName, Handle: f.copy}
+	return Subscriber{Name: FeedSubscriberName, HandleBatch: f.copy}
 }
 
-func (f *Feed) copy(ctx context.Context, tx *db.Tx, e Event) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO event_feed (event_id, community_id, type, payload, occurred_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (event_id) DO NOTHING`,
-		e.ID, e.CommunityID, e.Type, string(e.Payload), e.OccurredAt.UnixMilli()); err != nil {
-		return fmt.Errorf("copy event %s to feed: %w", e.ID, err)
+func (f *Feed) copy(ctx context.Context, tx *db.Tx, events []Event) error {
+	var q strings.Builder
+	q.WriteString("INSERT INTO event_feed (event_id, community_id, type, payload, occurred_at) VALUES ")
+	args := make([]any, 0, 5*len(events))
+	for i, e := range events {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?)")
+		args = append(args, e.ID, e.CommunityID, e.Type, string(e.Payload), e.OccurredAt.UnixMilli())
+	}
+	q.WriteString(" ON CONFLICT (event_id) DO NOTHING")
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("copy events %s to %s to feed: %w", events[0].ID, events[len(events)-1].ID, err)
 	}
 	return nil
 }

@@ -47,15 +47,13 @@ func BenchmarkRewardSubscriber(b *testing.B) {
 			for done := 0; done < b.N; {
 				n := min(100, b.N-done)
 				err := e.App.DB.Tx(ctx, func(tx *db.Tx) error {
+					events := make([]event.Event, n)
 					for i := range n {
 						now := e.Clock.Now()
 						payload, _ := json.Marshal(map[string]any{"userId": ids[(done+i)%members]})
-						ev := event.Event{ID: id.New(now), CommunityID: c, Type: gamification.EventMessagePosted, Payload: payload, OccurredAt: now}
-						if err := sub.Handle(ctx, tx, ev); err != nil {
-							return err
-						}
+						events[i] = event.Event{ID: id.New(now), CommunityID: c, Type: gamification.EventMessagePosted, Payload: payload, OccurredAt: now}
 					}
-					return nil
+					return sub.HandleBatch(ctx, tx, events)
 				})
 				if err != nil {
 					b.Fatal(err)

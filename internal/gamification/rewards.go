@@ -45,7 +45,18 @@ const RewardSubscriberName = "gamification.rewards"
 // Subscriber returns the outbox subscriber that rewards members for the
 // actions events report (see the event constants), exactly once per event.
 func (s *Service) Subscriber() event.Subscriber {
-	return event.Subscriber{Name: RewardSubscriberName, Handle: s.handleEvent}
+	return event.Subscriber{Name: RewardSubscriberName, HandleBatch: s.handleBatch}
+}
+
+// activityFields are the payload fields activities reads (FieldUserID,
+// FieldParentID, FieldReplyTo, FieldReferredBy), decoded as any, as a
+// generic decode would; the rest of the payload (a whole message) is
+// skipped, not decoded.
+type activityFields struct {
+	UserID     any `json:"userId"`
+	ParentID   any `json:"parentId"`
+	ReplyTo    any `json:"replyTo"`
+	ReferredBy any `json:"referredBy"`
 }
 
 // activities maps an event to the actions it reports: nil for events that
@@ -56,11 +67,11 @@ func activities(e event.Event) []Activity {
 	default:
 		return nil // reports no action: skip decoding the payload
 	}
-	var p map[string]any
+	var p activityFields
 	if json.Unmarshal(e.Payload, &p) != nil {
 		return nil
 	}
-	str := func(k string) string { s, _ := p[k].(string); return strings.TrimSpace(s) }
+	str := func(v any) string { s, _ := v.(string); return strings.TrimSpace(s) }
 	one := func(action, userID string) []Activity {
 		if userID == "" {
 			return nil
@@ -69,30 +80,76 @@ func activities(e event.Event) []Activity {
 	}
 	switch e.Type {
 	case EventMessagePosted:
-		if str(FieldParentID) != "" || str(FieldReplyTo) != "" {
-			return one(ActionReply, str(FieldUserID))
+		if str(p.ParentID) != "" || str(p.ReplyTo) != "" {
+			return one(ActionReply, str(p.UserID))
 		}
-		return one(ActionMessage, str(FieldUserID))
+		return one(ActionMessage, str(p.UserID))
 	case EventMessageReacted:
-		return one(ActionReact, str(FieldUserID))
+		return one(ActionReact, str(p.UserID))
 	case EventUserVisited:
-		return one(ActionVisit, str(FieldUserID))
+		return one(ActionVisit, str(p.UserID))
 	case EventUserReferred, EventUserCreated:
-		if str(FieldReferredBy) == "" {
+		if str(p.ReferredBy) == "" {
 			return nil
 		}
-		return append(one(ActionRefer, str(FieldReferredBy)), one(ActionReferral, str(FieldUserID))...)
+		return append(one(ActionRefer, str(p.ReferredBy)), one(ActionReferral, str(p.UserID))...)
 	}
 	return nil
 }
 
-func (s *Service) handleEvent(ctx context.Context, tx *db.Tx, e event.Event) error {
-	for _, a := range activities(e) {
-		if _, err := s.RecordActionTx(ctx, tx, a); err != nil {
-			return fmt.Errorf("reward %s for event %s: %w", a.Action, e.ID, err)
+// handleBatch records the actions of a batch of events in order, reading
+// the community's settings at most once and which of the members acting
+// are live members with one query.
+func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Event) error {
+	type act struct {
+		a     Activity
+		event string
+	}
+	var (
+		acts  []act
+		users []any
+		seen  = map[string]bool{}
+	)
+	for _, e := range events {
+		for _, a := range activities(e) {
+			acts = append(acts, act{a, e.ID})
+			if !seen[a.UserID] {
+				seen[a.UserID] = true
+				users = append(users, a.UserID)
+			}
+		}
+	}
+	if len(acts) == 0 {
+		return nil
+	}
+	set := batchState{live: map[string]bool{}}
+	rows, err := tx.Query(ctx, "SELECT user_id FROM members WHERE community_id = ? AND deleted_at IS NULL AND user_id IN (?"+
+		strings.Repeat(", ?", len(users)-1)+")", append([]any{events[0].CommunityID}, users...)...)
+	live, err := db.Collect(rows, err, "read members", func(r db.Scanner) (string, error) {
+		var u string
+		return u, r.Scan(&u)
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range live {
+		set.live[u] = true
+	}
+	for _, x := range acts {
+		if _, err := s.recordActionTx(ctx, tx, x.a, &set); err != nil {
+			return fmt.Errorf("reward %s for event %s: %w", x.a.Action, x.event, err)
 		}
 	}
 	return nil
+}
+
+// batchState is what recordActionTx reads once for a run of activities of
+// one community: its settings (once read is set) and, when live is not
+// nil, which members are live members.
+type batchState struct {
+	st   Settings
+	read bool
+	live map[string]bool
 }
 
 // Activity is one action a member did.
@@ -125,6 +182,13 @@ type Outcome struct {
 // xp.AwardTx (SourceEvent = a.SourceEvent). A per-member-action lock makes
 // the cooldown check and the award one step under concurrency.
 func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Outcome, error) {
+	return s.recordActionTx(ctx, tx, a, &batchState{})
+}
+
+// recordActionTx is RecordActionTx reading a.CommunityID's settings into
+// set unless set holds them already, and taking set's live members, when
+// known, instead of reading the member.
+func (s *Service) recordActionTx(ctx context.Context, tx *db.Tx, a Activity, set *batchState) (Outcome, error) {
 	var v errs.Validator
 	v.Check(a.CommunityID != "" && a.UserID != "", "userId", "is required")
 	v.Check(a.SourceEvent != "", "sourceEvent", "is required")
@@ -132,13 +196,19 @@ func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Ou
 	if err := v.Err(); err != nil {
 		return Outcome{}, err
 	}
-	var deleted sql.NullInt64
-	err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", a.CommunityID, a.UserID).Scan(&deleted)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
-		return Outcome{}, nil
-	}
-	if err != nil {
-		return Outcome{}, fmt.Errorf("read member: %w", err)
+	if set.live != nil {
+		if !set.live[a.UserID] {
+			return Outcome{}, nil
+		}
+	} else {
+		var deleted sql.NullInt64
+		err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", a.CommunityID, a.UserID).Scan(&deleted)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
+			return Outcome{}, nil
+		}
+		if err != nil {
+			return Outcome{}, fmt.Errorf("read member: %w", err)
+		}
 	}
 	if err := tx.Lock(ctx, "gamification:"+a.CommunityID+":"+a.UserID+":"+a.Action); err != nil {
 		return Outcome{}, err
@@ -158,27 +228,30 @@ func (s *Service) RecordActionTx(ctx context.Context, tx *db.Tx, a Activity) (Ou
 		return Outcome{}, fmt.Errorf("count action: %w", err)
 	}
 	out := Outcome{Counted: true}
-	st, _, err := s.current(ctx, tx, a.CommunityID, "")
-	if err != nil {
-		return out, err
+	if !set.read {
+		if set.st, _, err = s.current(ctx, tx, a.CommunityID, ""); err != nil {
+			return out, err
+		}
+		set.read = true
 	}
-	set, ok := st.XPSetting.Actions[a.Action]
-	if !ok || !st.XPSetting.Enabled || !set.Enabled || (set.XP == 0 && set.Coins == 0) {
+	st := set.st
+	rule, ok := st.XPSetting.Actions[a.Action]
+	if !ok || !st.XPSetting.Enabled || !rule.Enabled || (rule.XP == 0 && rule.Coins == 0) {
 		return out, nil
 	}
-	if set.Time > 0 {
+	if rule.Time > 0 {
 		var last int64
 		err := tx.QueryRow(ctx, "SELECT last_rewarded_at FROM gamification_cooldowns WHERE community_id = ? AND user_id = ? AND action = ?",
 			a.CommunityID, a.UserID, a.Action).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return out, fmt.Errorf("read cooldown: %w", err)
 		}
-		if err == nil && at.UnixMilli()-last < set.Time*1000 {
+		if err == nil && at.UnixMilli()-last < rule.Time*1000 {
 			return out, nil
 		}
 	}
 	l, applied, err := s.d.XP.AwardTx(ctx, tx, xp.Award{CommunityID: a.CommunityID, UserID: a.UserID, Action: a.Action,
-		XP: set.XP, Coins: set.Coins, SourceEvent: a.SourceEvent, Actor: wallet.Actor{Kind: wallet.ActorSystem}})
+		XP: rule.XP, Coins: rule.Coins, SourceEvent: a.SourceEvent, Actor: wallet.Actor{Kind: wallet.ActorSystem}})
 	if err != nil || !applied {
 		return out, err
 	}

@@ -195,11 +195,11 @@ func TestUserMilestones(t *testing.T) {
 	}
 	ev := event.Event{ID: "0123456789abcdef01234567", CommunityID: a, Type: "user.visited", Payload: []byte(`{"userId":"` + bob.ID + `"}`),
 		OccurredAt: e.Clock.Now()}
-	handle := e.App.Milestones.Subscriber().Handle
+	handle := e.App.Milestones.Subscriber().HandleBatch
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	for range 8 {
-		wg.Go(func() { errc <- e.App.DB.Tx(ctx, func(tx *db.Tx) error { return handle(ctx, tx, ev) }) })
+		wg.Go(func() { errc <- e.App.DB.Tx(ctx, func(tx *db.Tx) error { return handle(ctx, tx, []event.Event{ev}) }) })
 	}
 	wg.Wait()
 	close(errc)

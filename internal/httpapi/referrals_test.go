@@ -394,12 +394,12 @@ func TestReferralRewardsOnceUnderConcurrency(t *testing.T) {
 	// own transaction, as redelivering workers would): every stage pays once.
 	ev := event.Event{ID: "0123456789abcdef01234567", CommunityID: a, Type: "user.visited",
 		Payload: []byte(`{"userId":"` + bob + `"}`), OccurredAt: e.Clock.Now()}
-	handle := e.App.Referrals.Subscriber().Handle
+	handle := e.App.Referrals.Subscriber().HandleBatch
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
-			errc <- e.App.DB.Tx(ctx, func(tx *db.Tx) error { return handle(ctx, tx, ev) })
+			errc <- e.App.DB.Tx(ctx, func(tx *db.Tx) error { return handle(ctx, tx, []event.Event{ev}) })
 		})
 	}
 	wg.Wait()

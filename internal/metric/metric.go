@@ -138,19 +138,3 @@ func (r *Reader) value(ctx context.Context, q Querier, communityID, userID strin
 	}
 	return 0, fmt.Errorf("unknown measure %q", k.Name)
 }
-
-// MemberOf returns the member an outbox event is about: its payload's
-// userId (or userID, user_id, user._id), "" when it names none.
-func MemberOf(payload map[string]any) string {
-	for _, k := range []string{"userId", "userID", "user_id"} {
-		if s, ok := payload[k].(string); ok && strings.TrimSpace(s) != "" {
-			return strings.TrimSpace(s)
-		}
-	}
-	if u, ok := payload["user"].(map[string]any); ok {
-		if s, ok := u["_id"].(string); ok {
-			return strings.TrimSpace(s)
-		}
-	}
-	return ""
-}

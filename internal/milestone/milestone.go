@@ -13,7 +13,6 @@ package milestone
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -301,19 +300,24 @@ var progressEvents = map[string]bool{
 	"streak." + streak.LogStarted: true, "streak." + streak.LogExtended: true,
 }
 
-// Subscriber returns the outbox subscriber that records achievements.
+// Subscriber returns the outbox subscriber that records achievements. It
+// refreshes each member a batch of events names once, after reading the
+// community's milestones once (none: nothing to do): a refresh reads the
+// member's measures as they are, whichever event prompted it.
 func (s *Service) Subscriber() event.Subscriber {
-	return event.Subscriber{Name: SubscriberName, Handle: func(ctx context.Context, tx *db.Tx, e event.Event) error {
-		if !progressEvents[e.Type] {
+	return event.Subscriber{Name: SubscriberName, HandleBatch: func(ctx context.Context, tx *db.Tx, events []event.Event) error {
+		members := event.Members(events, func(e event.Event) bool { return progressEvents[e.Type] })
+		if len(members) == 0 {
 			return nil
 		}
-		var p map[string]any
-		if json.Unmarshal(e.Payload, &p) != nil {
-			return nil
+		communityID := events[0].CommunityID
+		ms, err := s.all(ctx, tx, "WHERE community_id = ? ORDER BY sort_order, created_at, id", communityID)
+		if err != nil || len(ms) == 0 {
+			return err
 		}
-		if userID := metric.MemberOf(p); userID != "" {
-			if _, err := s.RefreshTx(ctx, tx, e.CommunityID, userID); err != nil {
-				return fmt.Errorf("milestones for event %s: %w", e.ID, err)
+		for _, m := range members {
+			if _, err := s.refreshTx(ctx, tx, ms, communityID, m.UserID); err != nil {
+				return fmt.Errorf("milestones for event %s: %w", m.EventID, err)
 			}
 		}
 		return nil
@@ -350,8 +354,14 @@ func (s *Service) RefreshTx(ctx context.Context, tx *db.Tx, communityID, userID 
 	if err != nil || len(ms) == 0 {
 		return []Progress{}, err
 	}
+	return s.refreshTx(ctx, tx, ms, communityID, userID)
+}
+
+// refreshTx is RefreshTx with the community's milestones ms (at least one)
+// read.
+func (s *Service) refreshTx(ctx context.Context, tx *db.Tx, ms []Milestone, communityID, userID string) ([]Progress, error) {
 	var deleted sql.NullInt64
-	err = tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", communityID, userID).Scan(&deleted)
+	err := tx.QueryRow(ctx, "SELECT deleted_at FROM members WHERE community_id = ? AND user_id = ?", communityID, userID).Scan(&deleted)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted.Valid) {
 		return nil, nil
 	}

@@ -3,7 +3,6 @@ package referral
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,25 +28,28 @@ var progressEvents = map[string]bool{
 }
 
 // Subscriber returns the outbox subscriber that completes referral stages
-// when the member an event names was referred.
+// when the member an event names was referred. It brings each member a
+// batch of events names up to date once, after reading the community's
+// active programs once (none: nothing to do): progress is judged on the
+// member's measures as they are, whichever event prompted it.
 func (s *Service) Subscriber() event.Subscriber {
-	return event.Subscriber{Name: SubscriberName, Handle: s.handleEvent}
+	return event.Subscriber{Name: SubscriberName, HandleBatch: s.handleBatch}
 }
 
-func (s *Service) handleEvent(ctx context.Context, tx *db.Tx, e event.Event) error {
-	if !progressEvents[e.Type] {
+func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Event) error {
+	members := event.Members(events, func(e event.Event) bool { return progressEvents[e.Type] })
+	if len(members) == 0 {
 		return nil
 	}
-	var p map[string]any
-	if json.Unmarshal(e.Payload, &p) != nil {
-		return nil
+	communityID := events[0].CommunityID
+	programs, err := s.activePrograms(ctx, tx, communityID)
+	if err != nil || len(programs) == 0 {
+		return err
 	}
-	userID := metric.MemberOf(p)
-	if userID == "" {
-		return nil
-	}
-	if _, err := s.ProgressTx(ctx, tx, e.CommunityID, userID); err != nil {
-		return fmt.Errorf("referral progress for event %s: %w", e.ID, err)
+	for _, m := range members {
+		if _, err := s.progressTx(ctx, tx, programs, communityID, m.UserID); err != nil {
+			return fmt.Errorf("referral progress for event %s: %w", m.EventID, err)
+		}
 	}
 	return nil
 }
@@ -148,6 +150,12 @@ func completions(ctx context.Context, q querier, communityID, refereeID string) 
 // crediting the referrer each stage's rewards once. Members who were not
 // referred, or are no longer members, make no progress.
 func (s *Service) ProgressTx(ctx context.Context, tx *db.Tx, communityID, refereeID string) ([]Completion, error) {
+	return s.progressTx(ctx, tx, nil, communityID, refereeID)
+}
+
+// progressTx is ProgressTx with the community's active programs read
+// already, or, when programs is nil, read once the referee is locked.
+func (s *Service) progressTx(ctx context.Context, tx *db.Tx, programs []Program, communityID, refereeID string) ([]Completion, error) {
 	var (
 		referrer sql.NullString
 		deleted  sql.NullInt64
@@ -165,9 +173,13 @@ func (s *Service) ProgressTx(ctx context.Context, tx *db.Tx, communityID, refere
 	if err := tx.Lock(ctx, "referral:"+communityID+":"+refereeID); err != nil {
 		return nil, err
 	}
-	programs, err := s.activePrograms(ctx, tx, communityID)
-	if err != nil || len(programs) == 0 {
-		return nil, err
+	if programs == nil {
+		if programs, err = s.activePrograms(ctx, tx, communityID); err != nil {
+			return nil, err
+		}
+	}
+	if len(programs) == 0 {
+		return nil, nil
 	}
 	done, err := completions(ctx, tx, communityID, refereeID)
 	if err != nil {

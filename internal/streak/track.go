@@ -14,20 +14,24 @@ import (
 	"github.com/rallyhq/rally/internal/jsonx"
 )
 
-// The outbox events streaks count, and the payload fields read from them.
-// Messaging publishes message.posted and message.reacted; the names of their
-// payload fields live here only.
+// The outbox events streaks count. Messaging publishes message.posted and
+// message.reacted; the names of their payload fields live here only (see
+// actionFields).
 const (
 	EventMessagePosted  = "message.posted"
 	EventMessageReacted = "message.reacted"
 	EventUserVisited    = "user.visited"
-	// payloadUser names the member who acted.
-	payloadUser = "userId"
 )
 
-// payloadReplyFields mark a posted message as a reply when one holds a
-// non-empty value.
-var payloadReplyFields = []string{"parentId", "replyTo"}
+// actionFields are the payload fields streaks read: userId names the member
+// who acted; parentId or replyTo, holding a non-empty value, mark a posted
+// message as a reply. They are decoded as any, as a generic decode would,
+// and the rest of the payload (the whole message) is skipped, not decoded.
+type actionFields struct {
+	UserID   any `json:"userId"`
+	ParentID any `json:"parentId"`
+	ReplyTo  any `json:"replyTo"`
+}
 
 // SubscriberName is the outbox subscriber that counts streak actions.
 const SubscriberName = "streaks"
@@ -70,9 +74,10 @@ type Log struct {
 }
 
 // Subscriber returns the outbox subscriber that records members' actions
-// and grows their streaks (and the login streak) as they happen.
+// and grows their streaks (and the login streak) as they happen. The
+// community's streaks are read once per batch of events.
 func (s *Service) Subscriber() event.Subscriber {
-	return event.Subscriber{Name: SubscriberName, Handle: s.handle}
+	return event.Subscriber{Name: SubscriberName, HandleBatch: s.handleBatch}
 }
 
 // classify returns the kind of action e records and who acted ("" when e
@@ -83,50 +88,61 @@ func classify(e event.Event) (kind, userID string) {
 	default:
 		return "", ""
 	}
-	var p map[string]any
+	var p actionFields
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		return "", ""
 	}
-	userID, _ = p[payloadUser].(string)
+	userID, _ = p.UserID.(string)
 	switch e.Type {
 	case EventMessageReacted:
 		return kindReaction, userID
 	case EventUserVisited:
 		return kindLogin, userID
 	}
-	for _, f := range payloadReplyFields {
-		if v, ok := p[f]; ok && v != nil && v != "" {
+	for _, v := range []any{p.ParentID, p.ReplyTo} {
+		if v != nil && v != "" {
 			return kindReply, userID
 		}
 	}
 	return kindMessage, userID
 }
 
-func (s *Service) handle(ctx context.Context, tx *db.Tx, e event.Event) error {
-	kind, userID := classify(e)
-	if kind == "" || userID == "" {
-		return nil
-	}
-	res, err := tx.Exec(ctx, `INSERT INTO streak_actions (event_id, community_id, user_id, kind, occurred_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (event_id) DO NOTHING`, e.ID, e.CommunityID, userID, kind, e.OccurredAt.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("record streak action: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err
-	}
-	if kind == kindLogin {
-		if err := s.visit(ctx, tx, e.CommunityID, userID, e.OccurredAt); err != nil {
-			return err
+func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Event) error {
+	var (
+		streaks []Streak
+		read    bool
+	)
+	for _, e := range events {
+		kind, userID := classify(e)
+		if kind == "" || userID == "" {
+			continue
 		}
-	}
-	streaks, err := all(ctx, tx, e.CommunityID)
-	if err != nil {
-		return err
-	}
-	for _, st := range streaks {
-		if err := s.track(ctx, tx, st, userID, e.OccurredAt); err != nil {
-			return fmt.Errorf("streak %s: %w", st.ID, err)
+		res, err := tx.Exec(ctx, `INSERT INTO streak_actions (event_id, community_id, user_id, kind, occurred_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (event_id) DO NOTHING`, e.ID, e.CommunityID, userID, kind, e.OccurredAt.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("record streak action of event %s: %w", e.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err != nil {
+				return fmt.Errorf("record streak action of event %s: %w", e.ID, err)
+			}
+			continue
+		}
+		if kind == kindLogin {
+			if err := s.visit(ctx, tx, e.CommunityID, userID, e.OccurredAt); err != nil {
+				return err
+			}
+		}
+		if !read {
+			if streaks, err = all(ctx, tx, e.CommunityID); err != nil {
+				return err
+			}
+			read = true
+		}
+		for _, st := range streaks {
+			if err := s.track(ctx, tx, st, userID, e.OccurredAt); err != nil {
+				return fmt.Errorf("streak %s: %w", st.ID, err)
+			}
 		}
 	}
 	return nil
