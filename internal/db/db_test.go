@@ -150,3 +150,21 @@ func TestPostgresPoolSizeDefaultsUnlessTheDSNSetsIt(t *testing.T) {
 		t.Errorf("default pool size %d, want at least 16", db.PoolSize())
 	}
 }
+
+func TestValueRows(t *testing.T) {
+	cases := []struct {
+		n, cols int
+		want    string
+	}{
+		{0, 3, ""},
+		{2, 0, ""},
+		{1, 1, "(?)"},
+		{1, 3, "(?, ?, ?)"},
+		{3, 2, "(?, ?), (?, ?), (?, ?)"},
+	}
+	for _, c := range cases {
+		if got := db.ValueRows(c.n, c.cols); got != c.want {
+			t.Errorf("ValueRows(%d, %d) = %q, want %q", c.n, c.cols, got, c.want)
+		}
+	}
+}

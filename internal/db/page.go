@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // Scanner is a row to scan: *sql.Row and *sql.Rows.
@@ -45,4 +46,22 @@ func Collect[T any](rows *sql.Rows, err error, what string, scan func(Scanner) (
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
+}
+
+// ValueRows returns the placeholders of a multi-row VALUES list of n rows
+// of cols columns each: ValueRows(2, 3) is "(?, ?, ?), (?, ?, ?)".
+func ValueRows(n, cols int) string {
+	if n <= 0 || cols <= 0 {
+		return ""
+	}
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	var b strings.Builder
+	b.Grow(n*(len(row)+2) - 2)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }

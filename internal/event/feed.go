@@ -3,7 +3,6 @@ package event
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/rallyhq/rally/internal/db"
 	"github.com/rallyhq/rally/internal/errs"
@@ -42,18 +41,13 @@ func (f *Feed) Subscriber() Subscriber {
 }
 
 func (f *Feed) copy(ctx context.Context, tx *db.Tx, events []Event) error {
-	var q strings.Builder
-	q.WriteString("INSERT INTO event_feed (event_id, community_id, type, payload, occurred_at) VALUES ")
 	args := make([]any, 0, 5*len(events))
-	for i, e := range events {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?)")
+	for _, e := range events {
 		args = append(args, e.ID, e.CommunityID, e.Type, string(e.Payload), e.OccurredAt.UnixMilli())
 	}
-	q.WriteString(" ON CONFLICT (event_id) DO NOTHING")
-	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+	q := "INSERT INTO event_feed (event_id, community_id, type, payload, occurred_at) VALUES " +
+		db.ValueRows(len(events), 5) + " ON CONFLICT (event_id) DO NOTHING"
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("copy events %s to %s to feed: %w", events[0].ID, events[len(events)-1].ID, err)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -173,11 +172,9 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 	if communityID == "" {
 		return errors.New("append event: community is required")
 	}
-	var q strings.Builder
-	q.WriteString("INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES ")
 	args := make([]any, 0, 5*len(events))
 	now := o.clock.Now()
-	for i, e := range events {
+	for _, e := range events {
 		if e.Type == "" {
 			return errors.New("append event: type is required")
 		}
@@ -193,10 +190,6 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 			}
 			body = b
 		}
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?)")
 		args = append(args, id.New(now), communityID, e.Type, string(body), now.UnixMilli())
 		if !o.quiet[e.Type] {
 			o.changed(tx, communityID)
@@ -205,7 +198,8 @@ func (o *Outbox) AppendAll(ctx context.Context, tx *db.Tx, communityID string, e
 	if err := LockCommunity(ctx, tx, communityID); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
-	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+	q := "INSERT INTO events (id, community_id, type, payload, occurred_at) VALUES " + db.ValueRows(len(events), 5)
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("append event %s: %w", typ, err)
 	}
 	if err := o.signal(ctx, tx, communityID, len(events)); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/rallyhq/rally/internal/channel"
@@ -292,23 +291,17 @@ func addCounts(ctx context.Context, tx *db.Tx, update string, extra any, drafts 
 // insertRows inserts the drafts' rows with one statement and sets each
 // message's community-wide cursor.
 func insertRows(ctx context.Context, tx *db.Tx, drafts []*draft, createdAt int64) error {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO messages (id, community_id, channel_id, channel_seq, user_id, body, forum_topic_id,
-		reply_to, thread_id, attachments, mentions, created_at) VALUES `)
 	args := make([]any, 0, 12*len(drafts))
 	byID := make(map[string]*draft, len(drafts))
-	for i, d := range drafts {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	for _, d := range drafts {
 		o := d.out
 		args = append(args, o.ID, d.c.community, d.c.id, o.Sequence, d.m.ID, o.Message, o.ForumTopicID, o.ReplyTo, o.ThreadID,
 			encode(o.Attachments), encode(o.Mentions), createdAt)
 		byID[o.ID] = d
 	}
-	q.WriteString(" RETURNING id, seq")
-	rows, err := tx.Query(ctx, q.String(), args...)
+	q := `INSERT INTO messages (id, community_id, channel_id, channel_seq, user_id, body, forum_topic_id,
+		reply_to, thread_id, attachments, mentions, created_at) VALUES ` + db.ValueRows(len(drafts), 12) + " RETURNING id, seq"
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}

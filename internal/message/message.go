@@ -389,21 +389,16 @@ func bumpAll(ctx context.Context, tx *db.Tx, counts []counter) error {
 	if len(counts) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString("INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions) VALUES ")
 	args := make([]any, 0, 5*len(counts))
-	for i, c := range counts {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?, ?, ?, ?)")
+	for _, c := range counts {
 		args = append(args, c.community, c.user, c.messages, c.replies, c.reactions)
 	}
-	q.WriteString(` ON CONFLICT (community_id, user_id) DO UPDATE SET
+	q := "INSERT INTO message_counters (community_id, user_id, total_messages, reply_sent, total_reactions) VALUES " +
+		db.ValueRows(len(counts), 5) + ` ON CONFLICT (community_id, user_id) DO UPDATE SET
 		total_messages = message_counters.total_messages + excluded.total_messages,
 		reply_sent = message_counters.reply_sent + excluded.reply_sent,
-		total_reactions = message_counters.total_reactions + excluded.total_reactions`)
-	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+		total_reactions = message_counters.total_reactions + excluded.total_reactions`
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("count messaging activity: %w", err)
 	}
 	return nil

@@ -50,18 +50,13 @@ func (s *Service) addVouchers(ctx context.Context, tx *db.Tx, communityID, produ
 	}
 	for start := 0; start < len(codes); start += voucherChunk {
 		chunk := codes[start:min(start+voucherChunk, len(codes))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO store_vouchers (community_id, product_id, code, expires_at, created_at) VALUES ")
 		args := make([]any, 0, len(chunk)*5)
-		for i, c := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?)")
+		for _, c := range chunk {
 			args = append(args, communityID, productID, c, expires, now.UnixMilli())
 		}
-		b.WriteString(" ON CONFLICT (product_id, code) DO NOTHING RETURNING code")
-		rows, err := tx.Query(ctx, b.String(), args...)
+		q := "INSERT INTO store_vouchers (community_id, product_id, code, expires_at, created_at) VALUES " +
+			db.ValueRows(len(chunk), 5) + " ON CONFLICT (product_id, code) DO NOTHING RETURNING code"
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("add vouchers: %w", err)
 		}
