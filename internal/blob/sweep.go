@@ -3,9 +3,10 @@ package blob
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/riverqueue/river"
+
+	"github.com/rallyhq/rally/internal/db"
 )
 
 // unreferenced is true for a blob b that no row refers to, each column
@@ -41,35 +42,37 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 		lastBatch bool
 	)
 	for !lastBatch {
+		type old struct {
+			key    string
+			at     int64
+			orphan bool
+		}
 		rows, err := s.db.Query(ctx, `SELECT b.key, b.created_at, CASE WHEN `+unreferenced+` THEN 1 ELSE 0 END
 			FROM blobs b WHERE b.created_at < ? AND (b.created_at, b.key) > (?, ?)
 			ORDER BY b.created_at, b.key LIMIT ?`, rejectedBefore, cutoff, afterAt, afterKey, sweepPage)
+		page, err := db.Collect(rows, err, "sweep blobs", func(r db.Scanner) (old, error) {
+			var o old
+			err := r.Scan(&o.key, &o.at, &o.orphan)
+			return o, err
+		})
 		if err != nil {
-			return deleted, fmt.Errorf("sweep blobs: %w", err)
+			return deleted, err
 		}
 		var orphans []any
-		n := 0
-		for rows.Next() {
-			var orphan int
-			if err := rows.Scan(&afterKey, &afterAt, &orphan); err != nil {
-				rows.Close()
-				return deleted, fmt.Errorf("sweep blobs: %w", err)
-			}
-			n++
-			if orphan == 1 {
-				orphans = append(orphans, afterKey)
+		for _, o := range page {
+			if o.orphan {
+				orphans = append(orphans, o.key)
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return deleted, fmt.Errorf("sweep blobs: %w", err)
+		if len(page) > 0 {
+			afterKey, afterAt = page[len(page)-1].key, page[len(page)-1].at
 		}
-		lastBatch = n < sweepPage
+		lastBatch = len(page) < sweepPage
 		for len(orphans) > 0 {
 			batch := orphans[:min(len(orphans), sweepBatch)]
 			orphans = orphans[len(batch):]
 			args := append(append([]any{}, batch...), cutoff, rejectedBefore)
-			res, err := s.db.Exec(ctx, `DELETE FROM blobs AS b WHERE b.key IN (?`+strings.Repeat(", ?", len(batch)-1)+`)
+			res, err := s.db.Exec(ctx, `DELETE FROM blobs AS b WHERE b.key IN `+db.In(len(batch))+`
 				AND b.created_at < ? AND `+unreferenced, args...)
 			if err != nil {
 				return deleted, fmt.Errorf("sweep blobs: delete: %w", err)

@@ -168,3 +168,11 @@ func TestValueRows(t *testing.T) {
 		}
 	}
 }
+
+func TestIn(t *testing.T) {
+	for n, want := range map[int]string{1: "(?)", 3: "(?, ?, ?)"} {
+		if got := db.In(n); got != want {
+			t.Errorf("In(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

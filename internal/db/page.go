@@ -48,13 +48,17 @@ func Collect[T any](rows *sql.Rows, err error, what string, scan func(Scanner) (
 	return out, nil
 }
 
+// In returns a parenthesised list of n placeholders, for "x IN " + In(n)
+// and for one row of a VALUES list: In(3) is "(?, ?, ?)". n is at least 1.
+func In(n int) string { return "(?" + strings.Repeat(", ?", n-1) + ")" }
+
 // ValueRows returns the placeholders of a multi-row VALUES list of n rows
 // of cols columns each: ValueRows(2, 3) is "(?, ?, ?), (?, ?, ?)".
 func ValueRows(n, cols int) string {
 	if n <= 0 || cols <= 0 {
 		return ""
 	}
-	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	row := In(cols)
 	var b strings.Builder
 	b.Grow(n*(len(row)+2) - 2)
 	for i := range n {

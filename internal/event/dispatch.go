@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -486,7 +485,7 @@ func (d *Dispatcher) offsets(ctx context.Context) (map[offsetKey]int64, error) {
 	for i, s := range d.subs {
 		names[i] = s.Name
 	}
-	q := "SELECT subscriber, community_id, last_seq FROM event_offsets WHERE subscriber IN (?" + strings.Repeat(", ?", len(names)-1) + ")"
+	q := "SELECT subscriber, community_id, last_seq FROM event_offsets WHERE subscriber IN " + db.In(len(names))
 	rows, err := d.db.Query(ctx, q, names...)
 	if err != nil {
 		return nil, fmt.Errorf("read event offsets: %w", err)

@@ -3,7 +3,6 @@ package event
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,7 +95,7 @@ func (d *Dispatcher) lag(ctx context.Context) (int64, error) {
 	}
 	q := `SELECT o.community_id, MIN(o.last_seq), COUNT(*),
 		(SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.community_id = o.community_id)
-		FROM event_offsets o WHERE o.subscriber IN (?` + strings.Repeat(", ?", len(names)-1) + `) GROUP BY o.community_id`
+		FROM event_offsets o WHERE o.subscriber IN ` + db.In(len(names)) + ` GROUP BY o.community_id`
 	type behind struct {
 		community string
 		slowest   int64

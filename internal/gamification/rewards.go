@@ -123,8 +123,8 @@ func (s *Service) handleBatch(ctx context.Context, tx *db.Tx, events []event.Eve
 		return nil
 	}
 	set := batchState{live: map[string]bool{}}
-	rows, err := tx.Query(ctx, "SELECT user_id FROM members WHERE community_id = ? AND deleted_at IS NULL AND user_id IN (?"+
-		strings.Repeat(", ?", len(users)-1)+")", append([]any{events[0].CommunityID}, users...)...)
+	rows, err := tx.Query(ctx, "SELECT user_id FROM members WHERE community_id = ? AND deleted_at IS NULL AND user_id IN "+
+		db.In(len(users)), append([]any{events[0].CommunityID}, users...)...)
 	live, err := db.Collect(rows, err, "read members", func(r db.Scanner) (string, error) {
 		var u string
 		return u, r.Scan(&u)

@@ -278,8 +278,8 @@ func reactionCounts(ctx context.Context, q querier, ids []string) (map[string][]
 	for i, x := range ids {
 		args[i] = x
 	}
-	rows, err := q.Query(ctx, `SELECT message_id, emoji, COUNT(*), MIN(created_at) FROM message_reactions WHERE message_id IN (?`+
-		strings.Repeat(", ?", len(ids)-1)+`) GROUP BY message_id, emoji ORDER BY message_id, MIN(created_at), emoji`, args...)
+	rows, err := q.Query(ctx, `SELECT message_id, emoji, COUNT(*), MIN(created_at) FROM message_reactions WHERE message_id IN `+
+		db.In(len(ids))+` GROUP BY message_id, emoji ORDER BY message_id, MIN(created_at), emoji`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("count reactions: %w", err)
 	}

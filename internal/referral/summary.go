@@ -369,7 +369,7 @@ func (s *Service) activity(ctx context.Context, communityID, referrerID string, 
 		err := s.d.DB.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT c.referee_id FROM referral_completions c
 			JOIN members m ON m.community_id = c.community_id AND m.user_id = c.referee_id
 			WHERE c.community_id = ? AND c.referrer_id = ? AND m.community_id = ? AND m.referred_by = ? AND m.deleted_at IS NULL
-			AND c.stage_id IN (?`+strings.Repeat(", ?", len(stages)-1)+`) GROUP BY c.referee_id HAVING COUNT(*) = ?) done`, args...).Scan(&a.Completed)
+			AND c.stage_id IN `+db.In(len(stages))+` GROUP BY c.referee_id HAVING COUNT(*) = ?) done`, args...).Scan(&a.Completed)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return Activity{}, fmt.Errorf("count completed referees: %w", err)
 		}

@@ -97,8 +97,8 @@ func (s *Service) ChannelOverrides(ctx context.Context, channelIDs []string) (ma
 	for i, c := range channelIDs {
 		args[i] = c
 	}
-	rows, err := s.d.DB.Query(ctx, "SELECT channel_id, role_id, permission, allow FROM channel_role_overrides WHERE channel_id IN (?"+
-		strings.Repeat(", ?", len(channelIDs)-1)+") ORDER BY channel_id, role_id", args...)
+	rows, err := s.d.DB.Query(ctx, "SELECT channel_id, role_id, permission, allow FROM channel_role_overrides WHERE channel_id IN "+
+		db.In(len(channelIDs))+" ORDER BY channel_id, role_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("read overrides: %w", err)
 	}

@@ -222,7 +222,7 @@ func (s *Store) GetMany(ctx context.Context, userIDs []string) (map[string]User,
 	for i, id := range userIDs {
 		args[i] = id
 	}
-	rows, err := s.d.DB.Query(ctx, "SELECT "+userColumns+" FROM users WHERE id IN (?"+strings.Repeat(", ?", len(userIDs)-1)+")", args...)
+	rows, err := s.d.DB.Query(ctx, "SELECT "+userColumns+" FROM users WHERE id IN "+db.In(len(userIDs)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}

@@ -253,7 +253,7 @@ func (s *Service) ValuesOfMany(ctx context.Context, communityID string, userIDs 
 		args = append(args, u)
 	}
 	rows, err := s.d.DB.Query(ctx, `SELECT v.user_id, v.field_id, v.value FROM user_field_values v
-		WHERE v.community_id = ? AND v.user_id IN (?`+strings.Repeat(", ?", len(userIDs)-1)+")", args...)
+		WHERE v.community_id = ? AND v.user_id IN `+db.In(len(userIDs)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read user field values: %w", err)
 	}
